@@ -1,0 +1,20 @@
+r"""Probability distributions, all following the shape contract of
+:mod:`torch.distributions`.
+
+For a distribution with batch shape :math:`B` and event shape :math:`E`,
+``sample(S)`` has shape :math:`S + B + E` and ``log_prob(x)`` has shape
+:math:`S + B` for ``x`` of shape :math:`S + B + E`. Values outside the support have
+log-density :math:`-\infty`.
+"""
+
+from .base import DistributionMixin, Independent
+from .flow import NormalizingFlow
+from .simple import BoxUniform, DiagNormal
+
+__all__ = [
+    "BoxUniform",
+    "DiagNormal",
+    "DistributionMixin",
+    "Independent",
+    "NormalizingFlow",
+]
