@@ -1,0 +1,5 @@
+r"""Runs the ``sbikit`` command: ``python -m sbikit``."""
+
+from .cli import main
+
+raise SystemExit(main())
