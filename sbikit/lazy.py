@@ -9,6 +9,7 @@ and the optional context :math:`c`. Lazy transforms do the same for transforms.
 from __future__ import annotations
 
 import abc
+import itertools
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,7 +18,7 @@ import torch.nn as nn
 from torch import Size, Tensor
 from torch.distributions import Distribution, Transform
 
-from ._validation import check_tensor, describe
+from ._validation import check_like, check_tensor, describe
 from .distributions import NormalizingFlow
 from .transforms import ComposedTransform
 
@@ -254,6 +255,10 @@ class Flow(LazyDistribution):
 
     def forward(self, c: Tensor | None = None) -> NormalizingFlow:
         c = check_context(c, None, "Flow")
+        if c is not None:
+            reference = next(itertools.chain(self.parameters(), self.buffers()), None)
+            if reference is not None:
+                check_like(c, reference, "the context c", "Flow")
         transform = self.transform(c)
         base = self.base(c)
         if c is not None:

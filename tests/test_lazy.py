@@ -239,3 +239,18 @@ def test_flow_moves_with_to_dtype():
     d = flow(torch.zeros(3, 1))
     assert d.sample().dtype == torch.float32
     assert math.isfinite(d.log_prob(torch.zeros(3, 2)).sum().item())
+
+
+def test_context_with_other_dtype_or_device_is_a_clear_error():
+    flow = Flow(ConditionalShift(3, 2), StandardNormal(3))
+    with pytest.raises(TypeError, match=r"context c of dtype torch.float64.*torch.float32"):
+        flow(torch.zeros(4, 2, dtype=torch.float32))
+    with pytest.raises(ValueError, match=r"context c on cpu.*meta"):
+        flow(torch.zeros(4, 2, dtype=torch.float64, device="meta"))
+
+
+def test_theta_on_other_device_is_a_clear_error():
+    flow = Flow(ConditionalShift(3, 2), StandardNormal(3))
+    c = torch.zeros(4, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"x on cpu.*meta"):
+        flow.log_prob(torch.zeros(4, 3, dtype=torch.float64, device="meta"), c)

@@ -32,6 +32,16 @@ class DistributionMixin:
     torch's own classes). It provides :meth:`to_event`, :meth:`expand_by` and
     :meth:`check_value`, the check that sbikit distributions run on the values given to
     ``log_prob``, ``cdf`` and friends.
+
+    Example:
+        >>> from sbikit.distributions import DiagNormal
+        >>> d = DiagNormal(torch.zeros(2, 3), torch.ones(2, 3)).to_event(1)
+        >>> d.event_shape
+        torch.Size([2, 3])
+        >>> d.log_prob(torch.zeros(5))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+          ...
+        ValueError: Independent expects value whose last dimension(s) are (2, 3), but received ...
     """
 
     @property

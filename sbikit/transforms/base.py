@@ -66,6 +66,20 @@ class Transform(torch_transforms.Transform):
     inverse (``.inv``) that offers ``call_and_ladj`` too. Subclasses implement ``_call``,
     ``_inverse`` and ``log_abs_det_jacobian``, and override ``call_and_ladj`` when both can
     be computed more cheaply together.
+
+    Example:
+        >>> from torch.distributions import constraints
+        >>> class Double(Transform):
+        ...     domain = codomain = constraints.real
+        ...     bijective, sign = True, +1
+        ...     def _call(self, x):
+        ...         return 2 * x
+        ...     def _inverse(self, y):
+        ...         return y / 2
+        ...     def log_abs_det_jacobian(self, x, y):
+        ...         return torch.full_like(x, 2.0).log()
+        >>> Double().inv.call_and_ladj(torch.ones(2))
+        (tensor([0.5000, 0.5000]), tensor([-0.6931, -0.6931]))
     """
 
     def call_and_ladj(self, x: Tensor) -> tuple[Tensor, Tensor]:

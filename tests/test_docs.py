@@ -1,0 +1,20 @@
+import inspect
+
+import pytest
+
+import sbikit.distributions
+import sbikit.lazy
+import sbikit.transforms
+
+PUBLIC = [
+    (module.__name__, name, getattr(module, name))
+    for module in (sbikit.distributions, sbikit.transforms, sbikit.lazy)
+    for name in module.__all__
+]
+
+
+@pytest.mark.parametrize(("module", "name", "obj"), PUBLIC, ids=[f"{m}.{n}" for m, n, _ in PUBLIC])
+def test_public_object_has_docstring_with_example(module, name, obj):
+    doc = inspect.getdoc(obj)
+    assert doc, f"{module}.{name} has no docstring"
+    assert ">>>" in doc, f"{module}.{name} has no runnable example"
