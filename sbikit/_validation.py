@@ -6,7 +6,8 @@ expected, what was received and how to fix it.
 
 from __future__ import annotations
 
-from numbers import Number
+import math
+from numbers import Number, Real
 
 import torch
 from torch import Tensor
@@ -99,3 +100,77 @@ def check_trailing_shape(value: Tensor, shape: torch.Size, name: str, owner: str
             f"{owner} expects {name} whose last dimension(s) are {tuple(shape)}, but received "
             f"shape {tuple(value.shape)}. Pass a tensor of shape (*, {', '.join(map(str, shape))})."
         )
+
+
+def check_number(
+    value: object,
+    name: str,
+    owner: str,
+    low: float = -math.inf,
+    high: float = math.inf,
+) -> float:
+    r"""Returns ``value`` as a float if it is a real number in the open interval
+    :math:`(low, high)`, or raises a :class:`TypeError` or :class:`ValueError`."""
+
+    if not isinstance(value, Real) or isinstance(value, bool):
+        raise TypeError(
+            f"{owner} expects {name} to be a real number, but received {describe(value)}. "
+            f"Pass a Python float, e.g. {name}=1.0 (use .item() on a 0-d tensor)."
+        )
+    value = float(value)
+    if not low < value < high:
+        raise ValueError(
+            f"{owner} expects {name} in the open interval ({low}, {high}), but received "
+            f"{value}. Pass a value strictly inside that interval."
+        )
+    return value
+
+
+def check_float_tensor(value: object, name: str, owner: str, min_dim: int = 0) -> Tensor:
+    r"""Returns ``value`` as a floating-point tensor with at least ``min_dim`` dimensions.
+
+    Integer tensors are cast to the default dtype; anything that is not a tensor raises a
+    :class:`TypeError`, a tensor with too few dimensions a :class:`ValueError`.
+    """
+
+    value = check_tensor(value, f"{owner}'s {name}")
+    if value.dtype == torch.bool or value.is_complex():
+        raise TypeError(
+            f"{owner} expects {name} to be a real floating-point tensor, but received "
+            f"{describe(value)}. Cast it with .to(torch.float32) or .to(torch.float64)."
+        )
+    if not value.is_floating_point():
+        value = value.to(torch.get_default_dtype())
+    if value.dim() < min_dim:
+        raise ValueError(
+            f"{owner} expects {name} with at least {min_dim} dimension(s), but received "
+            f"{describe(value)}. Add the missing dimension(s), e.g. with .unsqueeze(-1)."
+        )
+    return value
+
+
+def broadcast_batch(owner: str, **shapes: torch.Size) -> torch.Size:
+    r"""Returns the broadcast of the batch shapes ``shapes``, or raises a :class:`ValueError`."""
+
+    try:
+        return torch.broadcast_shapes(*shapes.values())
+    except RuntimeError:
+        listed = ", ".join(f"{k} {tuple(v)}" for k, v in shapes.items())
+        raise ValueError(
+            f"{owner} expects parameters whose batch shapes broadcast together, but received "
+            f"batch shapes {listed}. Give them equal or broadcastable leading dimensions."
+        ) from None
+
+
+def check_input(x: object, reference: Tensor, owner: str, features: int | None = None) -> Tensor:
+    r"""Checks an input of a transform: a tensor with the dtype and device of ``reference``
+    and, if ``features`` is given, a last dimension of that size."""
+
+    x = check_tensor(x, f"the input of {owner}")
+    check_like(x, reference, "inputs", owner)
+    if features is not None and (x.dim() == 0 or x.shape[-1] != features):
+        raise ValueError(
+            f"{owner} expects inputs of shape (*, {features}), but received {describe(x)}. "
+            f"The last dimension must be the number of features, {features}."
+        )
+    return x

@@ -4,6 +4,11 @@ Every transform here is a :class:`torch.distributions.Transform` with correct ``
 ``codomain``, ``bijective`` and ``sign``, and a ``call_and_ladj(x) -> (y, ladj)`` method
 that computes :math:`y = f(x)` and :math:`\log |\det J_f(x)|` in one pass. The function
 :func:`call_and_ladj` gives the same for torch's own transforms.
+
+The transforms live in modules by concept: :mod:`~sbikit.transforms.base` (the protocol
+and the combinators), :mod:`~sbikit.transforms.elementwise`,
+:mod:`~sbikit.transforms.spline`, :mod:`~sbikit.transforms.linear` and
+:mod:`~sbikit.transforms.structured` (autoregressive and coupling).
 """
 
 from .base import (
@@ -14,12 +19,33 @@ from .base import (
     Transform,
     call_and_ladj,
 )
+from .elementwise import (
+    AdditiveTransform,
+    CircularShiftTransform,
+    MonotonicAffineTransform,
+    SignedPowerTransform,
+    SoftclipTransform,
+)
+from .linear import LULinearTransform, PermutationTransform, RotationTransform
+from .spline import MonotonicRQSTransform
+from .structured import AutoregressiveTransform, CouplingTransform
 
 __all__ = [
+    "AdditiveTransform",
+    "AutoregressiveTransform",
+    "CircularShiftTransform",
     "ComposedTransform",
+    "CouplingTransform",
     "DependentTransform",
     "IdentityTransform",
     "InverseTransform",
+    "LULinearTransform",
+    "MonotonicAffineTransform",
+    "MonotonicRQSTransform",
+    "PermutationTransform",
+    "RotationTransform",
+    "SignedPowerTransform",
+    "SoftclipTransform",
     "Transform",
     "call_and_ladj",
 ]

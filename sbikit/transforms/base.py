@@ -64,8 +64,8 @@ class Transform(torch_transforms.Transform):
 
     A :class:`torch.distributions.Transform` with a one-pass ``call_and_ladj`` and an
     inverse (``.inv``) that offers ``call_and_ladj`` too. Subclasses implement ``_call``,
-    ``_inverse`` and ``log_abs_det_jacobian``, and override ``call_and_ladj`` when both can
-    be computed more cheaply together.
+    ``_inverse`` and ``log_abs_det_jacobian``, and override ``call_and_ladj`` (and
+    ``inverse_and_ladj``) when the output and the log-determinant are cheaper together.
 
     Example:
         >>> from torch.distributions import constraints
@@ -87,6 +87,17 @@ class Transform(torch_transforms.Transform):
 
         y = self._call(x)
         return y, self.log_abs_det_jacobian(x, y)
+
+    def inverse_and_ladj(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        r"""Returns :math:`x = f^{-1}(y)` and :math:`\log |\det J_{f^{-1}}(y)|`.
+
+        Used by ``self.inv.call_and_ladj``. Transforms whose inverse pass yields the
+        log-determinant (splines, coupling and autoregressive transforms) override it to
+        avoid a second evaluation of :math:`f`.
+        """
+
+        x = self._inverse(y)
+        return x, -self.log_abs_det_jacobian(x, y)
 
     @property
     def inv(self) -> torch_transforms.Transform:
@@ -116,8 +127,7 @@ class InverseTransform(torch_transforms._InverseTransform):
     def call_and_ladj(self, y: Tensor) -> tuple[Tensor, Tensor]:
         r"""Returns :math:`x = f^{-1}(y)` and :math:`\log |\det J_{f^{-1}}(y)|`."""
 
-        x = self._inv._inv_call(y)
-        return x, -self._inv.log_abs_det_jacobian(x, y)
+        return self._inv.inverse_and_ladj(y)
 
 
 class IdentityTransform(Transform):
