@@ -8,13 +8,25 @@ log-density :math:`-\infty`.
 """
 
 from .base import DistributionMixin, Independent
+from .composite import Joint, Mixture, Truncated
 from .flow import NormalizingFlow
-from .simple import BoxUniform, DiagNormal
+from .gaussian import GaussianDistribution
+from .order import Maximum, Minimum, Sort, TopK
+from .simple import BoxUniform, DiagNormal, GeneralizedNormal
 
 __all__ = [
     "BoxUniform",
     "DiagNormal",
     "DistributionMixin",
+    "GaussianDistribution",
+    "GeneralizedNormal",
     "Independent",
+    "Joint",
+    "Maximum",
+    "Minimum",
+    "Mixture",
     "NormalizingFlow",
+    "Sort",
+    "TopK",
+    "Truncated",
 ]

@@ -80,13 +80,21 @@ class DistributionMixin:
 
         Raises:
             TypeError: if ``value`` is not a tensor or has the wrong dtype.
-            ValueError: if its trailing shape is not the event shape, or it is on another
-                device.
+            ValueError: if its trailing shape is not the event shape, its shape does not
+                broadcast with the batch and event shapes, or it is on another device.
         """
 
         owner = type(self).__name__
         value = check_tensor(value, name)
         check_trailing_shape(value, self.event_shape, name, owner)
+        shape = self.batch_shape + self.event_shape
+        try:
+            torch.broadcast_shapes(value.shape, shape)
+        except RuntimeError:
+            raise ValueError(
+                f"{owner} expects {name} whose shape broadcasts with its batch and event shape "
+                f"{tuple(shape)}, but received shape {tuple(value.shape)}."
+            ) from None
         reference = self.reference
         if reference is not None:
             check_like(value, reference, name, owner)

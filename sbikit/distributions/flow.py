@@ -10,6 +10,7 @@ from torch.distributions import Distribution, constraints
 from torch.distributions import transforms as torch_transforms
 
 from ..transforms.base import call_and_ladj, sum_rightmost
+from ._helpers import support_mask
 from .base import DistributionMixin, Independent, reference_tensor
 
 __all__ = ["NormalizingFlow"]
@@ -68,6 +69,11 @@ class NormalizingFlow(DistributionMixin, Distribution):
 
         shape = transform.inverse_shape(base.batch_shape + base.event_shape)
         event_dim = max(transform.domain.event_dim, len(base.event_shape))
+        # A transform with batched parameters widens the batch: so must the base, to sample.
+        base_shape = transform.forward_shape(shape)
+        base_batch = base_shape[: len(base_shape) - len(base.event_shape)]
+        if base.batch_shape != base_batch:
+            self.base = base = base.expand(base_batch)
         super().__init__(
             batch_shape=shape[: len(shape) - event_dim],
             event_shape=shape[len(shape) - event_dim :],
@@ -101,8 +107,10 @@ class NormalizingFlow(DistributionMixin, Distribution):
 
     def log_prob(self, x: Tensor) -> Tensor:
         x = self.check_value(x, "x")
+        inside = support_mask(self, x)  # values outside the transform's domain give -inf
         z, ladj = call_and_ladj(self.transform, x)
-        return self.base.log_prob(z) + sum_rightmost(ladj, self.reinterpreted)
+        log_p = self.base.log_prob(z) + sum_rightmost(ladj, self.reinterpreted)
+        return log_p if inside is None else torch.where(inside, log_p, -torch.inf)
 
     def rsample(self, shape: Sequence[int] = ()) -> Tensor:
         shape = torch.Size(shape)
