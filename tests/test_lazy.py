@@ -254,3 +254,11 @@ def test_theta_on_other_device_is_a_clear_error():
     c = torch.zeros(4, 2, dtype=torch.float64)
     with pytest.raises(ValueError, match=r"x on cpu.*meta"):
         flow.log_prob(torch.zeros(4, 3, dtype=torch.float64, device="meta"), c)
+
+
+def test_unconditional_transform_of_a_lambda_returning_torch_inverse():
+    logit = UnconditionalTransform(lambda: SigmoidTransform().inv)
+    x = torch.tensor([0.25, 0.5, 0.75])
+    assert torch.allclose(logit()(x), torch.logit(x))
+    flow = Flow([logit], UnconditionalDistribution(Normal, torch.tensor(0.0), torch.tensor(1.0)))
+    assert torch.isfinite(flow().log_prob(x)).all()
