@@ -174,3 +174,13 @@ def check_input(x: object, reference: Tensor, owner: str, features: int | None =
             f"The last dimension must be the number of features, {features}."
         )
     return x
+
+
+def check_count(value: object, name: str, owner: str, minimum: int = 1) -> int:
+    r"""Returns ``value`` if it is an integer at least ``minimum``, or raises."""
+
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{owner} expects {name} to be an int, but received {describe(value)}.")
+    if value < minimum:
+        raise ValueError(f"{owner} expects {name} >= {minimum}, but received {name}={value}.")
+    return value

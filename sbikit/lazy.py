@@ -21,6 +21,7 @@ from torch.distributions import Distribution, Transform
 from ._validation import check_like, check_tensor, describe
 from .distributions import NormalizingFlow
 from .transforms import ComposedTransform
+from .utils import Partial
 
 __all__ = [
     "Flow",
@@ -40,7 +41,8 @@ def check_context(c: object, features: int | None, owner: str) -> Tensor | None:
 
     Arguments:
         c: The context, ``None`` or a tensor with shape :math:`(*, C)`.
-        features: The expected number of context features :math:`C`, or ``None`` if unknown.
+        features: The expected number of context features :math:`C` (0 for an unconditional
+            module), or ``None`` if unknown.
         owner: The name of the module, for error messages.
 
     Returns:
@@ -58,6 +60,11 @@ def check_context(c: object, features: int | None, owner: str) -> Tensor | None:
                 f"received none. Call it as {owner.lower()}(c) with c of shape (*, {features})."
             )
         return None
+    if features == 0:
+        raise ValueError(
+            f"{owner} is unconditional (context=0), but received a context. Call it without "
+            f"one, or build it with context=C to condition on C features."
+        )
     c = check_tensor(c, "the context c")
     if features is not None and (c.dim() == 0 or c.shape[-1] != features):
         raise ValueError(
@@ -221,6 +228,8 @@ class Flow(LazyDistribution):
     Arguments:
         transform: A lazy transform or a sequence of lazy transforms (composed in order).
         base: A lazy distribution.
+        context: The number of context features :math:`C`, if known (0 for an
+            unconditional flow); the context is then checked against it.
 
     Example:
         >>> from torch.distributions import ExpTransform
@@ -239,8 +248,10 @@ class Flow(LazyDistribution):
         self,
         transform: LazyTransform | Sequence[LazyTransform],
         base: LazyDistribution,
+        context: int | None = None,
     ):
         super().__init__()
+        self.context = context
         if isinstance(transform, Sequence):
             transform = LazyComposedTransform(*transform)
         for name, module in (("transform", transform), ("base", base)):
@@ -254,47 +265,26 @@ class Flow(LazyDistribution):
         self.base = base
 
     def forward(self, c: Tensor | None = None) -> NormalizingFlow:
-        c = check_context(c, None, "Flow")
+        name = type(self).__name__
+        c = check_context(c, self.context, name)
         if c is not None:
             reference = next(itertools.chain(self.parameters(), self.buffers()), None)
             if reference is not None:
-                check_like(c, reference, "the context c", "Flow")
+                check_like(c, reference, "the context c", name)
         transform = self.transform(c)
         base = self.base(c)
         if c is not None:
             base = base.expand(c.shape[:-1])
-        return NormalizingFlow(transform, base)
+        flow = NormalizingFlow(transform, base)
+        flow.name = name  # errors about its values name this flow
+        return flow
 
 
-class _UnconditionalModule(DistributionModule):
-    r"""Holds a constructor and its arguments; ``forward`` ignores the context."""
-
-    def __init__(self, f: Callable[..., Any], *args: Any, buffer: bool = False, **kwargs: Any):
-        super().__init__()
-        self.f = f
-        self._num_args = len(args)
-        self._keys = tuple(kwargs)
-        for i, arg in enumerate(args):
-            self._store(f"_{i}", arg, buffer)
-        for key, value in kwargs.items():
-            self._store(key, value, buffer)
-
-    def _store(self, name: str, value: Any, buffer: bool) -> None:
-        if isinstance(value, Tensor):
-            if buffer or not (value.is_floating_point() or value.is_complex()):
-                self.register_buffer(name, value)
-            else:
-                self.register_parameter(name, nn.Parameter(value))
-        else:
-            setattr(self, name, value)
-
-    def extra_repr(self) -> str:
-        return f"f={getattr(self.f, '__name__', self.f)}"
+class _UnconditionalModule(Partial, DistributionModule):
+    r"""A :class:`~sbikit.utils.Partial` whose ``forward(c)`` ignores the context."""
 
     def forward(self, c: Tensor | None = None) -> Any:
-        args = [getattr(self, f"_{i}") for i in range(self._num_args)]
-        kwargs = {key: getattr(self, key) for key in self._keys}
-        return self.f(*args, **kwargs)
+        return self.f(*self.args, **self.kwargs)
 
 
 class UnconditionalDistribution(_UnconditionalModule, LazyDistribution):

@@ -3,13 +3,24 @@ import inspect
 import pytest
 
 import sbikit.distributions
+import sbikit.flows
 import sbikit.lazy
+import sbikit.nn
 import sbikit.transforms
+import sbikit.utils
 
 PUBLIC = [
     (module.__name__, name, getattr(module, name))
-    for module in (sbikit.distributions, sbikit.transforms, sbikit.lazy)
+    for module in (
+        sbikit.distributions,
+        sbikit.transforms,
+        sbikit.lazy,
+        sbikit.nn,
+        sbikit.flows,
+        sbikit.utils,
+    )
     for name in module.__all__
+    if not getattr(module, name).__module__.startswith("torch.")  # torch's own, re-exported
 ]
 
 

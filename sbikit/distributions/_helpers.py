@@ -34,16 +34,6 @@ def check_univariate(base: object, owner: str) -> Distribution:
     return base
 
 
-def check_count(value: object, name: str, owner: str, minimum: int = 1) -> int:
-    r"""Returns ``value`` if it is an integer at least ``minimum``, or raises."""
-
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{owner} expects {name} to be an int, but received {describe(value)}.")
-    if value < minimum:
-        raise ValueError(f"{owner} expects {name} >= {minimum}, but received {name}={value}.")
-    return value
-
-
 def implements(distribution: Distribution, method: str) -> bool:
     r"""Whether the class of ``distribution`` overrides ``Distribution.<method>``."""
 

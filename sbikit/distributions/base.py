@@ -84,7 +84,7 @@ class DistributionMixin:
                 broadcast with the batch and event shapes, or it is on another device.
         """
 
-        owner = type(self).__name__
+        owner = getattr(self, "name", None) or type(self).__name__
         value = check_tensor(value, name)
         check_trailing_shape(value, self.event_shape, name, owner)
         shape = self.batch_shape + self.event_shape

@@ -10,7 +10,8 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, constraints
 
-from ._helpers import check_count, check_univariate, implements, in_support, uniform
+from .._validation import check_count
+from ._helpers import check_univariate, implements, in_support, uniform
 from .base import DistributionMixin, reference_tensor
 
 __all__ = ["Maximum", "Minimum", "Sort", "TopK"]

@@ -1,0 +1,20 @@
+r"""Normalizing-flow architectures, each a :class:`~sbikit.lazy.Flow` or a lazy transform.
+
+Every flow constructor takes ``features`` and ``context`` first. A flow with
+``context=0`` is unconditional (``flow()``); otherwise ``flow(c)`` conditions on a context
+of shape :math:`(*, C)` and has batch shape :math:`(*)`.
+"""
+
+from .autoregressive import MAF, MaskedAutoregressiveTransform
+from .coupling import NICE, GeneralCouplingTransform, RealNVP
+from .spline import NCSF, NSF
+
+__all__ = [
+    "MAF",
+    "NCSF",
+    "NICE",
+    "NSF",
+    "GeneralCouplingTransform",
+    "MaskedAutoregressiveTransform",
+    "RealNVP",
+]
