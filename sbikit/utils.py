@@ -14,7 +14,9 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-__all__ = ["Partial", "broadcast", "unpack"]
+from .numerics import bisection, gauss_legendre
+
+__all__ = ["Partial", "bisection", "broadcast", "gauss_legendre", "unpack"]
 
 
 def broadcast(*tensors: Tensor, ignore: int | Sequence[int] = 0) -> list[Tensor]:

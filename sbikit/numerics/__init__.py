@@ -1,0 +1,7 @@
+r"""Numerical building blocks: root finding, quadrature and ODE integration, all
+differentiable."""
+
+from .quadrature import gauss_legendre
+from .roots import bisection
+
+__all__ = ["bisection", "gauss_legendre"]
