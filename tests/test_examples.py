@@ -22,3 +22,15 @@ def test_quickstart_recovers_the_analytic_posterior(capsys):
     assert abs(samples.std().item() - 0.2**0.5) < 0.03
     assert "analytic mean 1.200" in capsys.readouterr().out
     assert torch.isfinite(samples).all()
+
+
+def test_reference_flow_samples_and_has_finite_density():
+    torch.manual_seed(0)
+    flow = load("reference_flow").flow
+    c = torch.randn(8)
+    x = flow(c).sample((64,))
+    assert x.shape == (64, 5)
+    assert ((x > -0.5) & (x < 255.5)).all()  # the image of the rescaled logit
+    log_p = flow(c).log_prob(x)
+    assert log_p.shape == (64,) and torch.isfinite(log_p).all()
+    assert flow(torch.randn(3, 8)).sample((10,)).shape == (10, 3, 5)

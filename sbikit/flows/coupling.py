@@ -12,7 +12,13 @@ from torch.distributions import Transform
 
 from .._validation import check_count, check_tensor, describe
 from ..distributions import DiagNormal
-from ..lazy import Flow, LazyTransform, UnconditionalDistribution, check_context
+from ..lazy import (
+    Flow,
+    LazyTransform,
+    UnconditionalDistribution,
+    UnconditionalTransform,
+    check_context,
+)
 from ..nn import MLP, conditioned
 from ..transforms import AdditiveTransform, CouplingTransform, MonotonicAffineTransform
 from ..utils import unpack
@@ -101,7 +107,8 @@ class NICE(Flow):
     over a standard normal base.
 
     Successive transforms alternate the mask (odd features, then even ones), or draw
-    random balanced masks with ``randmask=True``.
+    random balanced masks with ``randmask=True``. Additive couplings preserve volume, so a
+    final learnable diagonal rescaling lets the flow change it (Section 3.3 of the paper).
 
     References:
         | NICE: Non-linear Independent Components Estimation (Dinh et al., 2014)
@@ -122,6 +129,7 @@ class NICE(Flow):
 
     univariate: Callable[..., Transform] = AdditiveTransform
     shapes: Sequence[Sequence[int]] = ((),)
+    rescale: bool = True
 
     def __init__(
         self,
@@ -143,6 +151,9 @@ class NICE(Flow):
             else:
                 mask = odd if i % 2 == 0 else ~odd
             layers.append(GeneralCouplingTransform(features, context, mask, **kwargs))
+        if self.rescale:
+            zeros = torch.zeros(features)
+            layers.append(UnconditionalTransform(MonotonicAffineTransform, zeros, zeros.clone()))
         base = UnconditionalDistribution(
             DiagNormal, torch.zeros(features), torch.ones(features), buffer=True
         )
@@ -172,3 +183,4 @@ class RealNVP(NICE):
 
     univariate = MonotonicAffineTransform
     shapes = ((), ())
+    rescale = False  # affine couplings already change volume
