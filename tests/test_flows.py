@@ -8,6 +8,7 @@ from torch.autograd.functional import jacobian
 
 from sbikit.distributions import DiagNormal
 from sbikit.flows import (
+    GF,
     MAF,
     NCSF,
     NICE,
@@ -47,6 +48,7 @@ FLOWS = {
     "NCSF": lambda f, c: NCSF(f, c, transforms=2, bins=4, hidden_features=(16,)),
     "NICE": lambda f, c: NICE(f, c, transforms=2, hidden_features=(16,)),
     "RealNVP": lambda f, c: RealNVP(f, c, transforms=3, randmask=True, hidden_features=(16,)),
+    "GF": lambda f, c: GF(f, c, transforms=3, components=8, hidden_features=(16,)),
 }
 CIRCULAR = {"NCSF"}
 AUTOREGRESSIVE = {"MAF", "MAF-randperm", "MAF-passes-2", "MAF-adjacency", "NSF"}

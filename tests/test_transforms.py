@@ -13,6 +13,7 @@ from sbikit.transforms import (
     ComposedTransform,
     CouplingTransform,
     DependentTransform,
+    GaussianizationTransform,
     IdentityTransform,
     InverseTransform,
     LULinearTransform,
@@ -238,6 +239,17 @@ def case_coupling_rqs(g, shape):
 
 def case_coupling_inverse(g, shape):
     t, x, params = case_coupling_rqs(g, shape)
+    return t.inv, x, params
+
+
+def case_gaussianization(g, shape):
+    shift, scale = randn(g, D, 4, scale=2.0), randn(g, D, 4, scale=0.7)
+    t = GaussianizationTransform(shift, scale)
+    return t, randn(g, *shape, D, scale=2.0, grad=False), [shift, scale]
+
+
+def case_gaussianization_inverse(g, shape):
+    t, x, params = case_gaussianization(g, shape)
     return t.inv, x, params
 
 

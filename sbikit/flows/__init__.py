@@ -7,13 +7,18 @@ of shape :math:`(*, C)` and has batch shape :math:`(*)`.
 
 from .autoregressive import MAF, MaskedAutoregressiveTransform
 from .coupling import NICE, GeneralCouplingTransform, RealNVP
+from .gaussianization import GF, ElementWiseTransform
+from .mixture import GMM
 from .spline import NCSF, NSF
 
 __all__ = [
+    "GF",
+    "GMM",
     "MAF",
     "NCSF",
     "NICE",
     "NSF",
+    "ElementWiseTransform",
     "GeneralCouplingTransform",
     "MaskedAutoregressiveTransform",
     "RealNVP",

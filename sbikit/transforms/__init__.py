@@ -46,6 +46,7 @@ from .elementwise import (
     SignedPowerTransform,
     SoftclipTransform,
 )
+from .gaussianization import GaussianizationTransform
 from .linear import LULinearTransform, PermutationTransform, RotationTransform
 from .spline import MonotonicRQSTransform
 from .structured import AutoregressiveTransform, CouplingTransform
@@ -63,6 +64,7 @@ __all__ = [
     "CumulativeDistributionTransform",
     "DependentTransform",
     "ExpTransform",
+    "GaussianizationTransform",
     "IdentityTransform",
     "IndependentTransform",
     "InverseTransform",
