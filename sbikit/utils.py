@@ -14,9 +14,9 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .numerics import bisection, gauss_legendre
+from .numerics import bisection, gauss_legendre, odeint
 
-__all__ = ["Partial", "bisection", "broadcast", "gauss_legendre", "unpack"]
+__all__ = ["Partial", "bisection", "broadcast", "gauss_legendre", "odeint", "unpack"]
 
 
 def broadcast(*tensors: Tensor, ignore: int | Sequence[int] = 0) -> list[Tensor]:

@@ -275,6 +275,13 @@ def make(name, shape=(5,)):
 WITH_PARAMETERS = [name for name in NAMES if make(name)[2]]
 
 
+# Transforms whose inverse is iterative (bisection, ODE integration) are held to the same
+# contract, with tolerances set by their solvers, in these files.
+TESTED_ELSEWHERE = {
+    "FreeFormJacobianTransform": "tests/test_continuous.py",
+}
+
+
 def test_every_transform_has_a_case():
     import sbikit.transforms as module
 
@@ -294,7 +301,8 @@ def test_every_transform_has_a_case():
             stack.extend(getattr(t, "transforms", ()))
             stack.extend([t.base] if isinstance(t, DependentTransform) else [])
             stack.extend([t.inv] if isinstance(t, InverseTransform) else [])
-    assert classes - covered == set()
+    elsewhere = {getattr(module, name) for name in TESTED_ELSEWHERE}
+    assert classes - covered - elsewhere == set()
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -6,12 +6,14 @@ of shape :math:`(*, C)` and has batch shape :math:`(*)`.
 """
 
 from .autoregressive import MAF, MaskedAutoregressiveTransform
+from .continuous import CNF, FFJTransform
 from .coupling import NICE, GeneralCouplingTransform, RealNVP
 from .gaussianization import GF, ElementWiseTransform
 from .mixture import GMM
 from .spline import NCSF, NSF
 
 __all__ = [
+    "CNF",
     "GF",
     "GMM",
     "MAF",
@@ -19,6 +21,7 @@ __all__ = [
     "NICE",
     "NSF",
     "ElementWiseTransform",
+    "FFJTransform",
     "GeneralCouplingTransform",
     "MaskedAutoregressiveTransform",
     "RealNVP",

@@ -39,6 +39,7 @@ from .base import (
     Transform,
     call_and_ladj,
 )
+from .continuous import FreeFormJacobianTransform
 from .elementwise import (
     AdditiveTransform,
     CircularShiftTransform,
@@ -64,6 +65,7 @@ __all__ = [
     "CumulativeDistributionTransform",
     "DependentTransform",
     "ExpTransform",
+    "FreeFormJacobianTransform",
     "GaussianizationTransform",
     "IdentityTransform",
     "IndependentTransform",
