@@ -10,16 +10,24 @@ from .continuous import CNF, FFJTransform
 from .coupling import NICE, GeneralCouplingTransform, RealNVP
 from .gaussianization import GF, ElementWiseTransform
 from .mixture import GMM
+from .neural import MNN, NAF, UMNN, UNAF
+from .polynomial import BPF, SOSPF
 from .spline import NCSF, NSF
 
 __all__ = [
+    "BPF",
     "CNF",
     "GF",
     "GMM",
     "MAF",
+    "MNN",
+    "NAF",
     "NCSF",
     "NICE",
     "NSF",
+    "SOSPF",
+    "UMNN",
+    "UNAF",
     "ElementWiseTransform",
     "FFJTransform",
     "GeneralCouplingTransform",

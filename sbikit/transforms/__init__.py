@@ -49,6 +49,8 @@ from .elementwise import (
 )
 from .gaussianization import GaussianizationTransform
 from .linear import LULinearTransform, PermutationTransform, RotationTransform
+from .monotonic import MonotonicTransform, UnconstrainedMonotonicTransform
+from .polynomial import BernsteinTransform, BoundedBernsteinTransform, SOSPolynomialTransform
 from .spline import MonotonicRQSTransform
 from .structured import AutoregressiveTransform, CouplingTransform
 
@@ -57,6 +59,8 @@ __all__ = [
     "AdditiveTransform",
     "AffineTransform",
     "AutoregressiveTransform",
+    "BernsteinTransform",
+    "BoundedBernsteinTransform",
     "CatTransform",
     "CircularShiftTransform",
     "ComposedTransform",
@@ -74,10 +78,12 @@ __all__ = [
     "LowerCholeskyTransform",
     "MonotonicAffineTransform",
     "MonotonicRQSTransform",
+    "MonotonicTransform",
     "PermutationTransform",
     "PowerTransform",
     "ReshapeTransform",
     "RotationTransform",
+    "SOSPolynomialTransform",
     "SigmoidTransform",
     "SignedPowerTransform",
     "SoftclipTransform",
@@ -87,5 +93,6 @@ __all__ = [
     "StickBreakingTransform",
     "TanhTransform",
     "Transform",
+    "UnconstrainedMonotonicTransform",
     "call_and_ladj",
 ]

@@ -234,8 +234,7 @@ class GaussianizationTransform(Transform):
             ratio = width.max().item() / eps if width.numel() > 0 else 1.0
             steps = min(max(math.ceil(math.log2(max(ratio, 1.0))) + 2, 1), 256)
         target = torch.special.log_ndtr(y) - torch.special.log_ndtr(-y)
-        phi = [p for p in (self.shift, self.scale) if p.requires_grad]
-        return bisection(self._log_odds, target, a, b, n=steps, phi=phi)
+        return bisection(self._log_odds, target, a, b, n=steps)
 
     def inverse_and_ladj(self, y: Tensor) -> tuple[Tensor, Tensor]:
         x = self._inverse(y)
