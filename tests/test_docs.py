@@ -6,6 +6,7 @@ import sbikit.distributions
 import sbikit.flows
 import sbikit.lazy
 import sbikit.nn
+import sbikit.numerics
 import sbikit.transforms
 import sbikit.utils
 
@@ -17,6 +18,7 @@ PUBLIC = [
         sbikit.lazy,
         sbikit.nn,
         sbikit.flows,
+        sbikit.numerics,
         sbikit.utils,
     )
     for name in module.__all__

@@ -20,6 +20,7 @@ from .._validation import (
     check_input,
     check_number,
 )
+from ..numerics import softmax
 from .monotonic import MonotonicTransform
 
 __all__ = ["BernsteinTransform", "BoundedBernsteinTransform", "SOSPolynomialTransform"]
@@ -327,7 +328,7 @@ class BoundedBernsteinTransform(BernsteinTransform):
     def coefficients(theta: Tensor, bound: float) -> Tensor:
         M = theta.shape[-1] + 2
         delta = 2 * bound / M
-        inner = (2 * bound - 2 * delta) * torch.softmax(theta, dim=-1).cumsum(dim=-1)
+        inner = (2 * bound - 2 * delta) * softmax(theta).cumsum(dim=-1)
         ends = [-bound, -bound + delta, bound - delta, bound]
         ends = torch.tensor(ends, dtype=theta.dtype, device=theta.device)
         ends = ends.expand((*theta.shape[:-1], 4))

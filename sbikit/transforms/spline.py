@@ -16,6 +16,7 @@ from .._validation import (
     check_input,
     check_number,
 )
+from ..numerics import softmax
 from .base import Transform
 
 __all__ = ["MonotonicRQSTransform"]
@@ -30,7 +31,7 @@ def spline_knots(sizes: Tensor, bound: float, slope: float) -> Tensor:
     """
 
     K = sizes.shape[-1]
-    sizes = (1 - slope) * torch.softmax(sizes, dim=-1) + slope / K
+    sizes = (1 - slope) * softmax(sizes) + slope / K
     cumulative = F.pad(torch.cumsum(sizes, dim=-1), (1, 0), value=0.0)
     cumulative = cumulative / cumulative[..., -1:]
     return bound * (2 * cumulative - 1)
