@@ -11,6 +11,7 @@ from .base import DistributionMixin, Independent
 from .composite import Joint, Mixture, Truncated
 from .flow import NormalizingFlow
 from .gaussian import GaussianDistribution
+from .mcmc import MCMCDiagnostics, MCMCDistribution, effective_sample_size, split_rhat
 from .order import Maximum, Minimum, Sort, TopK
 from .simple import BoxUniform, DiagNormal, GeneralizedNormal
 
@@ -22,6 +23,8 @@ __all__ = [
     "GeneralizedNormal",
     "Independent",
     "Joint",
+    "MCMCDiagnostics",
+    "MCMCDistribution",
     "Maximum",
     "Minimum",
     "Mixture",
@@ -29,4 +32,6 @@ __all__ = [
     "Sort",
     "TopK",
     "Truncated",
+    "effective_sample_size",
+    "split_rhat",
 ]
