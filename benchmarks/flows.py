@@ -28,6 +28,7 @@ Usage::
     python benchmarks/flows.py --quick              # D in (2, 10), smaller sizes, ~1-2 min
     python benchmarks/flows.py --repeats 9 --dims 2 10 32 --json flows.json
     python benchmarks/flows.py --no-zuko            # sbikit only
+    python benchmarks/flows.py --skip NSF:32:sample_many:zuko  # leave out a row
 """
 
 from __future__ import annotations
@@ -490,6 +491,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="wall: time.perf_counter (default); cpu: time.process_time, which with "
         "--threads 1 is robust to other processes sharing the cores",
     )
+    parser.add_argument(
+        "--skip",
+        nargs="+",
+        default=[],
+        metavar="FLOW:D:OPERATION:LIBRARY",
+        help="rows not to run, e.g. NSF:32:sample_many:zuko (zuko needs more than 24 GB there)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", metavar="PATH", help="write all figures to a JSON file")
     args = parser.parse_args(argv)
@@ -555,6 +563,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             for key in ("train", "floor", "sample_one", "sample_many", "log_prob"):
                 runnable = {}
                 for lib in libraries:
+                    if f"{flow_name}:{features}:{key}:{lib}" in args.skip:
+                        skipped.append(
+                            f"{flow_name} D={features} {names[key]}: {lib} skipped (--skip)"
+                        )
+                        continue
                     # A library whose peak memory for this row would not fit is skipped
                     # (zuko's inverse keeps every pass alive in reference cycles until the
                     # garbage collector runs, tens of GB for NSF at D=32 with 100 contexts).

@@ -418,13 +418,14 @@ def conditioned(
     network: nn.Sequential, c: Tensor | None, features: int
 ) -> Callable[[Tensor], Tensor]:
     r"""Returns :math:`x \mapsto \mathrm{network}([x, c])`, with the work that depends only on
-    the context done once.
+    the context done once when the function is called repeatedly.
 
-    The first layer of ``network`` (a :class:`torch.nn.Linear` or :class:`MaskedLinear`
-    over :math:`x` then :math:`c`) splits as :math:`W_x x + (W_c c + b)`; the context's share
-    and every masked weight are computed here, once, so that calling the result many times
-    (the :math:`D` passes of an autoregressive inverse) costs only the :math:`x`-dependent
-    products.
+    The first call evaluates the network on :math:`[x, c]` as is (a density needs one
+    call, so there is nothing to reuse). From the second call on, the first layer of
+    ``network`` (a :class:`torch.nn.Linear` or :class:`MaskedLinear` over :math:`x` then
+    :math:`c`) splits as :math:`W_x x + (W_c c + b)`: the context's share and every masked
+    weight are computed once, so that the :math:`D` passes of an autoregressive inverse cost
+    only the :math:`x`-dependent products.
 
     Arguments:
         network: A sequential network whose first layer is linear.
@@ -440,7 +441,38 @@ def conditioned(
         >>> f = conditioned(net, c, features=3)
         >>> torch.allclose(f(x), net(torch.cat((x, c), dim=-1)), atol=1e-6)
         True
+        >>> torch.allclose(f(x), net(torch.cat((x, c), dim=-1)), atol=1e-6)  # reuses c's share
+        True
     """
+
+    calls = 0
+    split: Callable[[Tensor], Tensor] | None = None
+
+    def f(x: Tensor) -> Tensor:
+        nonlocal calls, split
+        calls += 1
+        if calls == 1:
+            return network(x if c is None else join_context(x, c))
+        if split is None:
+            split = split_first_layer(network, c, features)
+        return split(x)
+
+    return f
+
+
+def join_context(x: Tensor, c: Tensor) -> Tensor:
+    r"""The concatenation :math:`[x, c]` over the broadcast batch shape of ``x`` (*, D) and
+    ``c`` (*, C)."""
+
+    batch = torch.broadcast_shapes(x.shape[:-1], c.shape[:-1])
+    return torch.cat((x.expand(*batch, -1), c.expand(*batch, -1)), dim=-1)
+
+
+def split_first_layer(
+    network: nn.Sequential, c: Tensor | None, features: int
+) -> Callable[[Tensor], Tensor]:
+    r"""Returns :math:`x \mapsto \mathrm{network}([x, c])` with the context's share of the
+    first layer, :math:`W_c c + b`, and every masked weight computed once, here."""
 
     def weights(layer: nn.Module) -> Callable[[Tensor], Tensor]:
         if isinstance(layer, MaskedLinear):
@@ -450,13 +482,15 @@ def conditioned(
 
     first, *rest = network
     weight = first.masked_weight() if isinstance(first, MaskedLinear) else first.weight
-    weight_x, weight_c = weight[:, :features], weight[:, features:]
-    shift = first.bias if c is None else F.linear(c, weight_c, first.bias)
+    weight_x = weight[:, :features].contiguous()
+    shift = first.bias if c is None else F.linear(c, weight[:, features:], first.bias)
     layers = [weights(layer) for layer in rest]
 
     def f(x: Tensor) -> Tensor:
-        h = F.linear(x, weight_x)
-        h = h + shift if shift is not None else h
+        if shift is None or shift.dim() == 1:
+            h = F.linear(x, weight_x, shift)
+        else:
+            h = F.linear(x, weight_x) + shift
         for layer in layers:
             h = layer(h)
         return h
