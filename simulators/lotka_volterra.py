@@ -3,6 +3,7 @@ r"""lotka_volterra: predator-prey dynamics observed with log-normal noise."""
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -57,6 +58,15 @@ class LotkaVolterra(Task):
     labels = ("alpha", "beta", "gamma", "delta")
     domain = constraints.positive
     mcmc_reference = True
+    # a likelihood evaluation is an ODE solve whose cost hardly depends on the batch: many
+    # chains, one evaluation per step
+    mcmc_settings: ClassVar[dict] = {
+        "chains": 1000,
+        "warmup": 500,
+        "thin": 10,
+        "method": "metropolis",
+        "min_steps": 60,
+    }
 
     def build_prior(self) -> Distribution:
         loc = torch.tensor([-0.125, -3.0, -0.125, -3.0])

@@ -2,6 +2,8 @@ r"""sir: the SIR epidemic model observed through binomial samples of the infecte
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import Tensor
 from torch.distributions import Distribution, Independent, LogNormal, constraints
@@ -54,6 +56,15 @@ class SIR(Task):
     labels = ("beta", "gamma")
     domain = constraints.positive
     mcmc_reference = True
+    # a likelihood evaluation is an ODE solve whose cost hardly depends on the batch: many
+    # chains, one evaluation per step
+    mcmc_settings: ClassVar[dict] = {
+        "chains": 1000,
+        "warmup": 500,
+        "thin": 10,
+        "method": "metropolis",
+        "min_steps": 60,
+    }
 
     def build_prior(self) -> Distribution:
         loc = torch.log(torch.tensor([0.4, 0.125]))

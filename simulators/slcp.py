@@ -8,9 +8,9 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, constraints
 
-from sbikit.distributions import BoxUniform, MCMCDistribution
+from sbikit.distributions import BoxUniform
 
-from .task import Task
+from .task import Task, mcmc_distribution
 
 DRAWS = 4
 BOUND = 3.0
@@ -78,22 +78,17 @@ class SignSymmetric(Distribution):
         return theta
 
 
-def slcp_posterior(log_likelihood, prior: Distribution) -> Distribution:
+def slcp_posterior(log_likelihood, prior: Distribution, settings: dict) -> Distribution:
     r"""The SLCP posterior for a log-likelihood ``theta (N, 5) -> (N,)``: MCMC chains on the
     half box :math:`\theta_3, \theta_4 \ge 0` (the likelihood depends on their squares only),
-    started by importance resampling from the prior, then random signs."""
+    started by importance resampling from the prior, then random signs; ``settings`` are
+    those of the MCMC."""
 
     lower = torch.tensor([-BOUND, -BOUND, 0.0, 0.0, -BOUND], dtype=torch.float64)
     upper = torch.full((5,), BOUND, dtype=torch.float64)
     half_box = BoxUniform(lower, upper)
-    folded = MCMCDistribution(
-        lambda theta: log_likelihood(theta) + half_box.log_prob(theta),
-        half_box.support,
-        (5,),
-        chains=100,
-        warmup=500,
-        thin=5,
-        proposal=half_box,
+    folded = mcmc_distribution(
+        lambda theta: log_likelihood(theta) + half_box.log_prob(theta), half_box, settings
     )
     return SignSymmetric(folded, [2, 3], prior.support)
 
@@ -126,4 +121,6 @@ class SLCP(Task):
         return slcp_log_likelihood(theta, x)
 
     def build_reference_posterior(self, x_obs: Tensor) -> Distribution:
-        return slcp_posterior(lambda theta: slcp_log_likelihood(theta, x_obs[None]), self.prior)
+        return slcp_posterior(
+            lambda theta: slcp_log_likelihood(theta, x_obs[None]), self.prior, self.mcmc_settings
+        )

@@ -2,7 +2,9 @@ r"""slcp_distractors: SLCP with 92 uninformative values from a Student-t mixture
 
 from __future__ import annotations
 
+import json
 from functools import cache
+from importlib import resources
 
 import numpy as np
 import torch
@@ -15,7 +17,7 @@ INFORMATIVE = 8
 DISTRACTORS = 92
 COMPONENTS = 20
 DEGREES_OF_FREEDOM = 2.0
-MIXTURE_SEED = 20_210_104  # the fixed mixture, permutation and observation distractors
+MIXTURE_SEED = 20_210_104  # the fixed mixture and permutation
 
 
 @cache
@@ -30,6 +32,12 @@ def distractor_mixture() -> tuple[Tensor, Tensor, Tensor]:
     scales = rng.uniform(0.5, 2.0, size=(COMPONENTS, DISTRACTORS))
     permutation = rng.permutation(INFORMATIVE + DISTRACTORS)
     return torch.from_numpy(locations), torch.from_numpy(scales), torch.from_numpy(permutation)
+
+
+@cache
+def stored_observations() -> list[list[float]]:
+    text = resources.files("simulators").joinpath("data/slcp-distractors-observations.json")
+    return json.loads(text.read_text())["observations"]
 
 
 def draw_distractors(n: int, generator: torch.Generator | None) -> Tensor:
@@ -85,17 +93,19 @@ class SLCPDistractors(SLCP):
         )
 
     def observation(self, k: int) -> Tensor:
-        r"""slcp's observation ``k`` joined with 92 distractors drawn once with a fixed seed,
-        permuted by the task's permutation: shape ``(100,)``."""
+        r"""slcp's observation ``k`` joined with 92 distractors drawn once from the mixture,
+        permuted by the task's permutation: shape ``(100,)``. The ten observations are
+        stored with the task (``data/slcp-distractors-observations.json``), so they never
+        depend on a random number generator's version."""
 
         k = self.check_k(k)
-        informative = SLCP().observation(k).double()
-        generator = torch.Generator().manual_seed(MIXTURE_SEED + k)
-        return self.join(informative, draw_distractors(1, generator)[0]).to(torch.float32)
+        return torch.tensor(stored_observations()[k - 1], dtype=torch.float32)
 
     def true_parameters(self, k: int) -> Tensor:
         return SLCP().true_parameters(self.check_k(k))
 
     def build_reference_posterior(self, x_obs: Tensor) -> Distribution:
         informative = self.informative(x_obs)[None]
-        return slcp_posterior(lambda theta: slcp_log_likelihood(theta, informative), self.prior)
+        return slcp_posterior(
+            lambda theta: slcp_log_likelihood(theta, informative), self.prior, self.mcmc_settings
+        )

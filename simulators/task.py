@@ -3,6 +3,7 @@ observations and a reference posterior."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -114,14 +115,7 @@ class Task:
             x = x_obs.expand(len(theta), *self.x_shape)
             return prior.log_prob(theta) + self.likelihood(theta, x)
 
-        settings = dict(self.mcmc_settings)
-        min_steps = settings.pop("min_steps", None)
-        posterior = MCMCDistribution(
-            log_posterior, prior.support, prior.event_shape, proposal=prior, **settings
-        )
-        if min_steps is not None:
-            posterior.min_steps = min_steps
-        return posterior
+        return mcmc_distribution(log_posterior, prior, self.mcmc_settings)
 
     # ------------------------------------------------------------------ public
 
@@ -218,22 +212,49 @@ class Task:
         with shape ``(num_samples, theta_dim)``.
 
         Draws of MCMC references are cached in ``cache_dir`` (default
-        :func:`default_cache_dir`) as ``<task>-<k>-<num_samples>.npy``, so they are
-        generated once; the other references are sampled directly.
+        :func:`default_cache_dir`) as ``<task>-<k>-<num_samples>-<settings>.npy``, where
+        ``<settings>`` is a digest of :attr:`mcmc_settings`, so they are generated once for
+        each setting; the other references are sampled directly.
         """
 
         k = self.check_k(k)
         if not self.mcmc_reference:
             return self.reference_posterior(k=k).sample((num_samples,)).to(torch.float32)
-        path = Path(cache_dir or default_cache_dir()) / f"{self.name}-{k}-{num_samples}.npy"
+        path = Path(cache_dir or default_cache_dir()) / self.cache_name(k, num_samples)
         if path.exists():
-            return torch.from_numpy(np.load(path, allow_pickle=False))
+            return self.load_cached(path, num_samples)
         samples = self.reference_posterior(k=k).sample((num_samples,)).to(torch.float32)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".partial.npy")
         np.save(partial, samples.numpy(), allow_pickle=False)
         os.replace(partial, path)
         return samples
+
+    def cache_name(self, k: int, num_samples: int) -> str:
+        r"""The file name of cached reference draws, which names the MCMC settings."""
+
+        settings = json.dumps(self.mcmc_settings, sort_keys=True, default=str)
+        digest = hashlib.sha256(settings.encode()).hexdigest()[:10]
+        return f"{self.name}-{k}-{num_samples}-{digest}.npy"
+
+    def load_cached(self, path: Path, num_samples: int) -> Tensor:
+        r"""Cached reference draws, checked to be ``(num_samples, theta_dim)`` float32."""
+
+        try:
+            samples = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise ValueError(
+                f"task {self.name!r}: the cached reference samples {path} cannot be read "
+                f"({error}). Delete the file to regenerate them."
+            ) from None
+        expected = (num_samples, self.theta_dim)
+        if samples.shape != expected or samples.dtype != np.float32:
+            raise ValueError(
+                f"task {self.name!r}: the cached reference samples {path} should be float32 "
+                f"with shape {expected}, but hold {samples.dtype} with shape "
+                f"{samples.shape}. Delete the file to regenerate them."
+            )
+        return torch.from_numpy(samples)
 
     # ------------------------------------------------------------------ checks
 
@@ -278,6 +299,21 @@ class Task:
                 f"task {self.name!r} has observations k = 1..{OBSERVATIONS}, but received k={k!r}."
             )
         return k
+
+
+def mcmc_distribution(log_prob_fn, proposal: Distribution, settings: dict) -> Distribution:
+    r"""An :class:`~sbikit.distributions.MCMCDistribution` of ``log_prob_fn`` on the support
+    of ``proposal``, its chains started by importance resampling from ``proposal``;
+    ``settings`` are its keyword arguments and, optionally, its ``min_steps``."""
+
+    settings = dict(settings)
+    min_steps = settings.pop("min_steps", None)
+    posterior = MCMCDistribution(
+        log_prob_fn, proposal.support, proposal.event_shape, proposal=proposal, **settings
+    )
+    if min_steps is not None:
+        posterior.min_steps = min_steps
+    return posterior
 
 
 def describe(value: object) -> str:

@@ -40,16 +40,29 @@ class TwoMoonsPosterior(Distribution):
         self.x_obs = x_obs
         super().__init__(event_shape=torch.Size([2]), validate_args=False)
 
+    #: The most rounds of proposals in a row that may all fall outside the prior before
+    #: ``sample`` gives up (an observation the simulator cannot produce from the prior).
+    max_empty_rounds = 20
+
     def sample(self, sample_shape: torch.Size | tuple = ()) -> Tensor:
         n = math.prod(sample_shape)
         accepted: list[Tensor] = []
+        empty_rounds = 0
         while sum(len(a) for a in accepted) < n:
+            if empty_rounds == self.max_empty_rounds:
+                raise ValueError(
+                    f"two_moons: no draw of the posterior for x_obs={self.x_obs.tolist()} "
+                    f"falls inside the prior box [-1, 1]^2 in {empty_rounds} rounds of "
+                    f"proposals: this observation is (nearly) impossible under the model. "
+                    f"Pass an observation simulated from the prior, e.g. task.observation(k)."
+                )
             q = self.x_obs - moon_points(torch.Size([2 * n + 16]), None)
             sign = torch.where(torch.rand(len(q), dtype=q.dtype) < 0.5, -1.0, 1.0)
             total = sign * math.sqrt(2) * q[:, 0].abs()  # theta_1 + theta_2
             difference = math.sqrt(2) * q[:, 1]  # theta_2 - theta_1
             theta = torch.stack(((total - difference) / 2, (total + difference) / 2), dim=-1)
             accepted.append(theta[(theta.abs() <= 1).all(dim=-1)])
+            empty_rounds = 0 if len(accepted[-1]) else empty_rounds + 1
         return torch.cat(accepted)[:n].reshape(*sample_shape, 2)
 
 

@@ -616,6 +616,9 @@ def test_bad_constructor_arguments_raise():
         Truncated(n, 1.0, 0.0)
     with pytest.raises(TypeError, match="cdf"):
         Truncated(DiagNormal(tensor(0.0), tensor(1.0), ndims=0))
+    # far in a tail the base's cdf saturates: refuse rather than sample a bound
+    with pytest.raises(ValueError, match="positive probability"):
+        Truncated(Normal(tensor(0.0), tensor(1.0)), 12.0, 13.0)
     with pytest.raises(ValueError, match="univariate"):
         Sort(DiagNormal(torch.zeros(2, dtype=DTYPE), tensor(1.0)))
     with pytest.raises(ValueError, match="k <= n"):

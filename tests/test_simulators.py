@@ -1,3 +1,4 @@
+import importlib
 import math
 
 import numpy as np
@@ -159,6 +160,12 @@ def test_two_moons_inversion():
     assert bool((a.abs() <= math.pi / 2).all())
     # the angle is uniform on (-pi/2, pi/2): its variance is pi^2 / 12
     assert z_score(a.mean(), 0.0, math.pi / math.sqrt(12 * n)) < 5
+
+
+def test_two_moons_reference_refuses_an_impossible_observation():
+    task = simulators.get("two_moons")
+    with pytest.raises(ValueError, match="nearly\\) impossible under the model"):
+        task.reference_posterior(torch.tensor([5.0, 5.0])).sample((10,))
 
 
 def test_two_moons_likelihood_is_a_density():
@@ -328,23 +335,54 @@ def test_reference_posterior_arguments():
 
 def test_reference_samples_are_cached_on_disk(tmp_path):
     task = simulators.get("sir")
-    path = tmp_path / "sir-1-50.npy"
+    name = task.cache_name(1, 50)
+    assert name.startswith("sir-1-50-") and name.endswith(".npy")
     cached = np.arange(100, dtype=np.float32).reshape(50, 2)
-    np.save(path, cached)
+    np.save(tmp_path / name, cached)
     # an existing cache file is read, never regenerated or overwritten
     samples = task.reference_samples(1, 50, cache_dir=tmp_path)
     assert torch.equal(samples, torch.from_numpy(cached))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["sir-1-50.npy"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
 
 
-def mcmc_reference(task, k, n, seed=0):
-    r"""``n`` draws of the MCMC reference of observation ``k`` (a lighter run than the
-    default: 50 chains), with the effective sample size of the returned draws."""
+def test_reference_cache_names_the_mcmc_settings(tmp_path):
+    task = simulators.get("sir")
+    before = task.cache_name(1, 50)
+    task.mcmc_settings = {**task.mcmc_settings, "chains": 7}
+    assert task.cache_name(1, 50) != before
+    assert task.cache_name(2, 50) != task.cache_name(1, 50)
 
-    torch.manual_seed(seed)
+
+def test_reference_samples_are_written_to_the_cache(tmp_path):
+    task = simulators.get("slcp")
+    task.mcmc_settings = {"chains": 20, "warmup": 20, "thin": 1, "min_steps": 20, "progress": False}
+    torch.manual_seed(0)
+    with pytest.warns(RuntimeWarning, match="may not have converged"):  # a deliberately short run
+        samples = task.reference_samples(3, 40, cache_dir=tmp_path / "cache")
+    assert samples.shape == (40, 5) and samples.dtype == torch.float32
+    files = list((tmp_path / "cache").iterdir())
+    assert [p.name for p in files] == [task.cache_name(3, 40)]
+    assert torch.equal(torch.from_numpy(np.load(files[0])), samples)
+    assert torch.equal(task.reference_samples(3, 40, cache_dir=tmp_path / "cache"), samples)
+
+
+def test_a_damaged_cache_file_is_reported(tmp_path):
+    task = simulators.get("sir")
+    np.save(tmp_path / task.cache_name(1, 50), np.zeros((49, 2), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"shape \(50, 2\).*Delete the file"):
+        task.reference_samples(1, 50, cache_dir=tmp_path)
+    (tmp_path / task.cache_name(1, 60)).write_bytes(b"not a numpy file")
+    with pytest.raises(ValueError, match="cannot be read"):
+        task.reference_samples(1, 60, cache_dir=tmp_path)
+
+
+def mcmc_reference(task, k, n, **settings):
+    r"""``n`` draws of the MCMC reference of observation ``k``, with lighter ``settings``
+    than the task's, and moments with the effective sample size of the returned draws."""
+
+    torch.manual_seed(0)
+    task.mcmc_settings = {**task.mcmc_settings, **settings, "progress": False}
     posterior = task.reference_posterior(k=k)
-    folded = getattr(posterior, "folded", posterior)
-    folded.chains, folded.progress = 50, False
     theta = posterior.sample((n,)).double()
     d = posterior.diagnostics
     assert d.converged, (d.max_rhat, d.min_ess)
@@ -388,7 +426,7 @@ def student_importance(task, x_obs, gaussian, df, n, seed=0):
 @pytest.mark.slow
 def test_slcp_mcmc_reference_matches_importance_sampling():
     task = simulators.get("slcp")
-    theta, moments = mcmc_reference(task, 1, 5000)
+    theta, moments = mcmc_reference(task, 1, 5000, chains=50)
     # the four sign modes are equally weighted
     signs = (theta[:, 2:4] > 0).double().mean(0)
     assert z_score(signs, 0.5, math.sqrt(0.25 / 5000)) < 5
@@ -400,9 +438,143 @@ def test_slcp_mcmc_reference_matches_importance_sampling():
 @pytest.mark.slow
 def test_bernoulli_glm_mcmc_reference_matches_importance_sampling():
     task = simulators.get("bernoulli_glm")
-    _, moments = mcmc_reference(task, 1, 5000)
+    _, moments = mcmc_reference(task, 1, 5000, chains=50)
     x_obs = task.observation(1).double()
     gaussian, df = laplace_proposal(task, x_obs)
     estimate = student_importance(task, x_obs, gaussian, df, 200_000)
     assert estimate[3] > 20_000
     assert_same_moments(moments, estimate)
+
+
+@pytest.mark.slow
+def test_sir_mcmc_reference_matches_importance_sampling():
+    task = simulators.get("sir")
+    _, moments = mcmc_reference(task, 1, 5000, chains=100, warmup=200, thin=8, min_steps=100)
+    estimate = importance(task, task.observation(1), 200_000)
+    assert estimate[3] > 100
+    assert_same_moments(moments, estimate)
+
+
+# ------------------------------------------------------------------ constants of the spec
+
+BOXES = {
+    "gaussian_linear_uniform": (10, 1.0),
+    "two_moons": (2, 1.0),
+    "slcp": (5, 3.0),
+    "slcp_distractors": (5, 3.0),
+    "gaussian_mixture": (2, 10.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BOXES))
+def test_uniform_priors_are_the_specified_boxes(name):
+    task = simulators.get(name)
+    dim, bound = BOXES[name]
+    inside = torch.full((dim,), 0.999 * bound)
+    assert task.prior.log_prob(inside).item() == pytest.approx(-dim * math.log(2 * bound))
+    for sign in (-1, 1):
+        outside = inside.clone()
+        outside[-1] = sign * 1.001 * bound
+        assert task.prior.log_prob(outside).item() == -math.inf
+
+
+@pytest.mark.parametrize(
+    ("name", "loc", "scale"),
+    [
+        ("sir", [math.log(0.4), math.log(0.125)], [0.5, 0.2]),
+        ("lotka_volterra", [-0.125, -3.0, -0.125, -3.0], [0.5] * 4),
+    ],
+)
+def test_log_normal_priors_have_the_specified_parameters(name, loc, scale):
+    prior = simulators.get(name).prior
+    loc, scale = torch.tensor(loc), torch.tensor(scale)
+    torch.testing.assert_close(prior.mean, torch.exp(loc + scale**2 / 2))
+    torch.testing.assert_close(prior.variance, (torch.exp(scale**2) - 1) * prior.mean**2)
+
+
+def test_slcp_distractors_follow_the_student_t_mixture():
+    from scipy import stats
+
+    from simulators.slcp_distractors import distractor_mixture
+
+    task = simulators.get("slcp_distractors")
+    n = 20_000
+    x = task.simulate(task.prior.sample((n,)), torch.Generator().manual_seed(5)).double()
+    # value i of the output is value permutation[i] of (informative, distractors)
+    distractors = x[:, torch.argsort(distractor_mixture()[2])[8:]].numpy()
+    locations, scales, _ = (t.numpy() for t in distractor_mixture())
+    for j in (0, 45, 91):  # each value: an equal-weight mixture of 20 Student-t (2 df)
+
+        def cdf(v, j=j):
+            z = (np.asarray(v)[..., None] - locations[:, j]) / scales[:, j]
+            return stats.t(df=2).cdf(z).mean(-1)
+
+        assert stats.kstest(distractors[:, j], cdf).pvalue > 1e-3
+
+
+# ------------------------------------------------------------------ the ODE tasks
+
+
+def scipy_solution(dynamics, y0, times, theta):
+    r"""An independent solve of one parameter vector with scipy's DOP853 at tight
+    tolerances: ``(T, n)`` at ``times``."""
+
+    from scipy.integrate import solve_ivp
+
+    def rhs(t, y):
+        return dynamics(None, torch.as_tensor(y)[None], theta[None])[0].numpy()
+
+    t = times.numpy()
+    solution = solve_ivp(rhs, (t[0], t[-1]), y0, method="DOP853", t_eval=t, rtol=1e-11, atol=1e-12)
+    assert solution.success
+    return torch.from_numpy(solution.y.T)
+
+
+def test_sir_simulator_samples_binomial_counts_of_the_infected():
+    from simulators.sir import infected_fraction, sir_dynamics
+
+    task = simulators.get("sir")
+    theta = task.true_parameters(3).double()
+    times = 17.0 * torch.arange(10, dtype=torch.float64)  # t = 0, 17, ..., 153
+    expected = scipy_solution(sir_dynamics, [1e6 - 1, 1.0, 0.0], times, theta)[:, 1] / 1e6
+    p = infected_fraction(theta[None])[0]
+    torch.testing.assert_close(p, expected, rtol=1e-6, atol=1e-12)
+    n = 4000
+    x = task.simulate(theta.expand(n, 2), torch.Generator().manual_seed(0)).double()
+    assert bool((x == x.round()).all() and (x >= 0).all() and (x <= 1000).all())
+    variance = 1000 * p * (1 - p)  # Binomial(1000, p)
+    assert z_score(x.mean(0), 1000 * p, torch.sqrt(variance / n)) < 5
+
+
+def test_lotka_volterra_simulator_adds_log_normal_noise_to_u_then_v():
+    from simulators.lotka_volterra import lotka_volterra_dynamics
+
+    task = simulators.get("lotka_volterra")
+    theta = task.true_parameters(2).double()
+    times = 2.1 * torch.arange(10, dtype=torch.float64)
+    solution = scipy_solution(lotka_volterra_dynamics, [30.0, 1.0], times, theta)
+    expected = torch.log(torch.cat((solution[:, 0], solution[:, 1])).clamp(1e-10, 1e4))
+    n = 4000
+    x = task.simulate(theta.expand(n, 4), torch.Generator().manual_seed(0)).double()
+    residual = x.log() - expected
+    assert z_score(residual.mean(0), 0.0, 0.1 / math.sqrt(n)) < 5
+    assert z_score(residual.var(0), 0.01, 0.01 * math.sqrt(2 / n)) < 5
+
+
+@pytest.mark.parametrize("name", ODE)
+def test_a_failed_solve_gives_a_nan_row(name, monkeypatch):
+    module = importlib.import_module(f"simulators.{name}")
+    solve = module.solve_batch
+
+    def failing_second_row(*args, **kwargs):
+        y = solve(*args, **kwargs)
+        y[1] = torch.nan  # the solver's NaN rows are tested in test_ode_batch.py
+        return y
+
+    monkeypatch.setattr(module, "solve_batch", failing_second_row)
+    task = simulators.get(name)
+    theta = task.prior.sample((3,))
+    x = task.simulate(theta)
+    assert torch.isnan(x[1]).all()
+    assert torch.isfinite(x[[0, 2]]).all()
+    assert task.log_likelihood(theta, task.observation(1))[1].item() == -math.inf

@@ -398,6 +398,14 @@ class Truncated(DistributionMixin, Distribution):
         self.base = base if base.batch_shape == batch_shape else base.expand(batch_shape)
         self.lower = lower.expand(batch_shape)
         self.upper = upper.expand(batch_shape)
+        cdf_lower, cdf_upper = self._bounds()
+        if not torch.all(cdf_upper > cdf_lower):
+            raise ValueError(
+                "Truncated expects an interval [lower, upper] of positive probability under "
+                "the base, but F(upper) - F(lower) is 0 to floating-point precision for some "
+                "of the bounds (the interval lies far in a tail of the base, where its cdf "
+                "saturates). Move the interval closer to the base's mass."
+            )
         super().__init__(batch_shape, validate_args=False)
 
     def __repr__(self) -> str:
