@@ -2,6 +2,7 @@ import inspect
 
 import pytest
 
+import sbikit.data
 import sbikit.distributions
 import sbikit.flows
 import sbikit.lazy
@@ -13,6 +14,7 @@ import sbikit.utils
 PUBLIC = [
     (module.__name__, name, getattr(module, name))
     for module in (
+        sbikit.data,
         sbikit.distributions,
         sbikit.transforms,
         sbikit.lazy,
