@@ -578,3 +578,32 @@ def test_a_failed_solve_gives_a_nan_row(name, monkeypatch):
     assert torch.isnan(x[1]).all()
     assert torch.isfinite(x[[0, 2]]).all()
     assert task.log_likelihood(theta, task.observation(1))[1].item() == -math.inf
+
+
+def test_ode_task_likelihoods_match_scipy():
+    from scipy import stats
+
+    from simulators.lotka_volterra import lotka_volterra_dynamics
+    from simulators.sir import sir_dynamics
+
+    sir, lv = simulators.get("sir"), simulators.get("lotka_volterra")
+    for k in (1, 6):
+        for factor in (1.0, 1.05):
+            theta = sir.true_parameters(k).double() * factor
+            times = 17.0 * torch.arange(10, dtype=torch.float64)
+            infected = scipy_solution(sir_dynamics, [1e6 - 1, 1.0, 0.0], times, theta)[:, 1]
+            x = sir.observation(k).numpy()
+            expected = stats.binom(1000, np.clip(infected.numpy() / 1e6, 0, 1)).logpmf(x).sum()
+            assert sir.log_likelihood(theta, sir.observation(k)).item() == pytest.approx(
+                expected, rel=1e-6
+            )
+
+            theta = lv.true_parameters(k).double() * factor
+            times = 2.1 * torch.arange(10, dtype=torch.float64)
+            u_v = scipy_solution(lotka_volterra_dynamics, [30.0, 1.0], times, theta).T.flatten()
+            x = lv.observation(k).double().numpy()
+            median = np.clip(u_v.numpy(), 1e-10, 1e4)
+            expected = stats.lognorm(s=0.1, scale=median).logpdf(x).sum()
+            assert lv.log_likelihood(theta, lv.observation(k)).item() == pytest.approx(
+                expected, rel=1e-6
+            )

@@ -107,10 +107,17 @@ class AutoregressiveTransform(Transform):
         return self.meta(x)(x)
 
     def _inverse(self, y: Tensor) -> Tensor:
-        x = torch.zeros_like(y)
-        for _ in range(self.passes):
+        x = self._first_sweep(y)
+        for _ in range(self.passes - 1):
             x = self.meta(x).inv(y)
         return x
+
+    def _first_sweep(self, y: Tensor) -> Tensor:
+        r"""The first sweep of the inverse, from :math:`x = 0`. Its parameters are the same
+        for every row, so ``meta`` sees one row of zeros, not a batch of them: for a batch
+        of samples of one context, this sweep costs one row of the hyper-network."""
+
+        return self.meta(y.new_zeros(y.shape[-1:])).inv(y)
 
     def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
         return summed_ladj(self.meta(x), x)[1]
@@ -121,8 +128,10 @@ class AutoregressiveTransform(Transform):
     def inverse_and_ladj(self, y: Tensor) -> tuple[Tensor, Tensor]:
         # The last sweep's parameters are those of the solution (exact after D sweeps), so
         # its ladj is the inverse's: no extra evaluation of meta is needed.
-        x = torch.zeros_like(y)
-        for _ in range(self.passes - 1):
+        if self.passes == 1:
+            return summed_ladj(self.meta(torch.zeros_like(y)).inv, y)
+        x = self._first_sweep(y)
+        for _ in range(self.passes - 2):
             x = self.meta(x).inv(y)
         return summed_ladj(self.meta(x).inv, y)
 
