@@ -490,7 +490,10 @@ def split_first_layer(
         if shift is None or shift.dim() == 1:
             h = F.linear(x, weight_x, shift)
         else:
-            h = F.linear(x, weight_x) + shift
+            h = F.linear(x, weight_x)
+            # in place where the shapes allow it: one (*, H) buffer fewer
+            grows = h.shape != torch.broadcast_shapes(h.shape, shift.shape)
+            h = h + shift if grows else h.add_(shift)
         for layer in layers:
             h = layer(h)
         return h
