@@ -3,8 +3,10 @@ import inspect
 import pytest
 
 import sbikit.data
+import sbikit.diagnostics
 import sbikit.distributions
 import sbikit.flows
+import sbikit.inference
 import sbikit.lazy
 import sbikit.nn
 import sbikit.numerics
@@ -22,6 +24,8 @@ PUBLIC = [
         sbikit.flows,
         sbikit.numerics,
         sbikit.utils,
+        sbikit.inference,
+        sbikit.diagnostics,
     )
     for name in module.__all__
     if not getattr(module, name).__module__.startswith("torch.")  # torch's own, re-exported
