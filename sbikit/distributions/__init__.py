@@ -9,9 +9,10 @@ log-density :math:`-\infty`.
 
 from .base import DistributionMixin, Independent
 from .composite import Joint, Mixture, Truncated
+from .convergence import MCMCDiagnostics, effective_sample_size, split_rhat
 from .flow import NormalizingFlow
 from .gaussian import GaussianDistribution
-from .mcmc import MCMCDiagnostics, MCMCDistribution, effective_sample_size, split_rhat
+from .mcmc import MCMCDistribution
 from .order import Maximum, Minimum, Sort, TopK
 from .simple import BoxUniform, DiagNormal, GeneralizedNormal
 
