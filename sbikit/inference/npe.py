@@ -36,7 +36,7 @@ DEFAULT_OPTIONS = {
     "NSF": {"transforms": 5, "hidden_features": [128, 128], "bins": 8},
     "MAF": {"transforms": 5, "hidden_features": [128, 128]},
 }
-r"""The options of the default flows, measured on the benchmark tasks (see docs/inference.md)."""
+r"""The options of the default flows (compared with sbi in ``benchmarks/npe.py``)."""
 
 
 def qualified_name(obj: object) -> str:
