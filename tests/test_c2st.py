@@ -61,3 +61,11 @@ def test_seeded_and_deterministic():
 def test_bad_input_is_rejected(p, q, error, match):
     with pytest.raises(error, match=match):
         c2st(p, q)
+
+
+def test_works_under_no_grad_and_with_samples_that_carry_a_graph():
+    p = normal(2000, 2, seed=1).requires_grad_()
+    q = normal(2000, 2, 4.0, seed=2)
+    with torch.no_grad():
+        assert c2st(p, q, steps=200) > 0.99
+    assert c2st(p * 1.0, q, steps=200) > 0.99  # p * 1.0 is part of a graph

@@ -82,7 +82,7 @@ def c2st(
 
     loc, scale = p.mean(0), p.std(0)
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-    features = (torch.cat((p, q)) - loc) / scale
+    features = ((torch.cat((p, q)) - loc) / scale).detach()
     labels = torch.cat((torch.zeros(len(p)), torch.ones(len(q))))
     generator = torch.Generator().manual_seed(seed)
     fold = torch.empty(len(labels), dtype=torch.long)
@@ -96,13 +96,14 @@ def c2st(
     model = BatchedMLP(folds, features.shape[1], 10 * features.shape[1], generator)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
-    for rows in minibatches(train, min(batch_size, size), steps, generator):
-        logits = model(features[rows])
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels[rows])
-        optimizer.zero_grad()
-        (loss * folds).backward()  # each fold's mean loss: the folds' gradients are apart
-        optimizer.step()
-        schedule.step()
+    with torch.enable_grad():  # also when called under torch.no_grad()
+        for rows in minibatches(train, min(batch_size, size), steps, generator):
+            logits = model(features[rows])
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels[rows])
+            optimizer.zero_grad()
+            (loss * folds).backward()  # each fold's mean loss: the folds' gradients are apart
+            optimizer.step()
+            schedule.step()
 
     with torch.no_grad():
         accuracies = []
