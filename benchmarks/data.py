@@ -35,8 +35,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -47,9 +45,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from flows import cpu_model  # this folder's flow benchmark: the same machine line
+from machine import machine_info, machine_line  # benchmarks/machine.py
 
-import sbikit
 from sbikit.data import SimulationDataset, simulate
 from sbikit.data.blocks import Job, run_block
 from sbikit.distributions import DiagNormal
@@ -68,22 +65,6 @@ def simulator(theta: torch.Tensor) -> torch.Tensor:
     r"""A trivial vectorised simulator: ``(N, 10)`` to ``(N, 100)``."""
 
     return theta.repeat(1, X_DIM // THETA_DIM)
-
-
-# --------------------------------------------------------------------------- machine
-
-
-def machine_line() -> str:
-    try:
-        load = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        load = None
-    lampe_version = getattr(lampe, "__version__", "unknown") if lampe else "not installed"
-    return (
-        f"machine: {cpu_model()} | {os.cpu_count()} cores (torch threads "
-        f"{torch.get_num_threads()}) | load {load} | python {platform.python_version()} | "
-        f"torch {torch.__version__} | sbikit {sbikit.__version__} | lampe {lampe_version}"
-    )
 
 
 # --------------------------------------------------------------------------- timing
@@ -129,6 +110,121 @@ def interleaved(epochs: dict[str, Callable[[], int]], repeats: int, pairs: int) 
     return times
 
 
+# --------------------------------------------------------------------------- measure
+
+LABELS = {
+    "simulator": "(a) simulator alone",
+    "blocks": "(b) blocks, no file",
+    "simulate": "(c) simulate to HDF5",
+    "stream": "(d) streaming",
+    "fine": "(d') 256-row segments",
+    "memory": "(e) in memory",
+    "floor": "(f) floor",
+    "lampe": "(g) lampe",
+}
+r"""The labels of the rows, by key."""
+
+
+def measure(
+    quick: bool = False,
+    *,
+    peer: bool = True,
+    pairs: int | None = None,
+    block_size: int = 10_000,
+    repeats: int | None = None,
+    directory: str | None = None,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    r"""Writes the file and times the rows (a) to (g), on torch's current number of threads.
+
+    Arguments:
+        quick: 100,000 pairs and 3 repeats by default, instead of 1,000,000 and 5.
+        peer: Whether to time lampe's ``H5Dataset`` too (when lampe is installed).
+        pairs: The number of pairs written and read in an epoch.
+        block_size: The rows of a simulation block.
+        repeats: The timed epochs of each loader.
+        directory: Where the temporary file goes (default: the system's temporary folder).
+        seed: The seed of the simulations and of the shuffles.
+
+    Returns:
+        One dict per row and library: ``area`` ("data"), ``operation`` (the same label for
+        sbikit and lampe where they do the same work), ``library`` ("sbikit", "lampe", or
+        "numpy" for the floor), ``seconds`` (one write, or the median epoch), ``times_s``
+        (every epoch), ``pairs``, ``key`` and, for (c), ``bytes`` (the file's size).
+        lampe reads 256-row chunks, so its epochs are listed twice: against (d) and (d').
+    """
+
+    pairs = pairs or (100_000 if quick else 1_000_000)
+    repeats = repeats or (3 if quick else 5)
+    prior = DiagNormal(torch.zeros(THETA_DIM), torch.ones(THETA_DIM))
+    blocks = range(-(-pairs // block_size))
+    job = Job(prior, simulator, seed, block_size, (X_DIM,), True, False)
+    alone = timed(lambda: [simulator(prior.sample((block_size,))) for _ in blocks])
+    bare = timed(lambda: [run_block(job, k) for k in blocks])
+    with tempfile.TemporaryDirectory(dir=directory) as folder:
+        path = Path(folder) / "pairs.h5"
+        written = timed(
+            lambda: simulate(
+                prior,
+                pairs,
+                path,
+                simulator=simulator,
+                seed=seed,
+                block_size=block_size,
+                progress=False,
+            )
+        )
+        size = path.stat().st_size
+        stream = SimulationDataset(path, BATCH, seed=seed)
+        fine = SimulationDataset(path, BATCH, seed=seed, segment=LAMPE_CHUNK)
+        memory = SimulationDataset(path, BATCH, seed=seed, in_memory=True)
+        arrays = memory.memory()
+        rng = np.random.default_rng(seed)
+        epochs = {
+            "stream": lambda: epoch(stream),
+            "fine": lambda: epoch(fine),
+            "memory": lambda: epoch(memory),
+            "floor": lambda: floor_epoch(*arrays, rng),
+        }
+        if peer and lampe is not None:
+            reference = H5Dataset(path, batch_size=BATCH, shuffle=True)
+            epochs["lampe"] = lambda: epoch(reference)
+        for fn in epochs.values():  # warm-up: the page cache, the loaders' first epoch
+            fn()
+        times = interleaved(epochs, repeats, pairs)
+        if "lampe" in epochs:
+            reference.file.close()
+
+    operations = {
+        "simulator": f"(a) simulator alone, {pairs:,} pairs",
+        "blocks": "(b) the same in simulation blocks, no file",
+        "simulate": "(c) the same, simulate to HDF5",
+        "stream": f"(d) shuffled epoch of {pairs:,} pairs, batch {BATCH}",
+        "fine": "(d') the same, 256-row segments",
+        "memory": "(e) the same, in memory",
+        "floor": "(f) the same, arrays in memory (floor)",
+    }
+    libraries = {"floor": "numpy", "lampe": "lampe"}
+    rows = [
+        {"key": key, "operation": operations[key], "library": "sbikit", "seconds": seconds}
+        for key, seconds in (("simulator", alone), ("blocks", bare), ("simulate", written))
+    ]
+    rows[-1]["bytes"] = size
+    for key, t in times.items():
+        rows.append(
+            {
+                "key": key,
+                "operation": operations.get(key, operations["stream"]),
+                "library": libraries.get(key, "sbikit"),
+                "seconds": statistics.median(t),
+                "times_s": t,
+            }
+        )
+    if "lampe" in times:
+        rows.append(rows[-1] | {"key": "lampe_fine", "operation": operations["fine"]})
+    return [{"area": "data", **row, "pairs": pairs} for row in rows]
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -164,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     use_lampe = lampe is not None and not args.no_lampe
-    print(machine_line())
+    print(machine_line(machine_info(peers=("lampe",)), peers=("lampe",)))
     print(
         f"pairs {args.pairs:,} | theta ({THETA_DIM},), x ({X_DIM},) float32 | block size "
         f"{args.block_size:,} | batch {BATCH} | median of {args.repeats} interleaved epochs"
@@ -173,70 +269,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("lampe is not installed: sbikit rows only (pip install lampe to compare)")
     print(flush=True)
 
-    prior = DiagNormal(torch.zeros(THETA_DIM), torch.ones(THETA_DIM))
-    blocks = range(-(-args.pairs // args.block_size))
-    job = Job(prior, simulator, args.seed, args.block_size, (X_DIM,), True, False)
-    alone = timed(lambda: [simulator(prior.sample((args.block_size,))) for _ in blocks])
-    bare = timed(lambda: [run_block(job, k) for k in blocks])
-    with tempfile.TemporaryDirectory(dir=args.dir) as folder:
-        path = Path(folder) / "pairs.h5"
-        written = timed(
-            lambda: simulate(
-                prior,
-                args.pairs,
-                path,
-                simulator=simulator,
-                seed=args.seed,
-                block_size=args.block_size,
-                progress=False,
-            )
-        )
-        size = path.stat().st_size
-        stream = SimulationDataset(path, BATCH, seed=args.seed)
-        fine = SimulationDataset(path, BATCH, seed=args.seed, segment=LAMPE_CHUNK)
-        memory = SimulationDataset(path, BATCH, seed=args.seed, in_memory=True)
-        arrays = memory.memory()
-        rng = np.random.default_rng(args.seed)
-        epochs = {
-            "stream": lambda: epoch(stream),
-            "fine": lambda: epoch(fine),
-            "in memory": lambda: epoch(memory),
-            "floor": lambda: floor_epoch(*arrays, rng),
-        }
-        if use_lampe:
-            reference = H5Dataset(path, batch_size=BATCH, shuffle=True)
-            epochs["lampe"] = lambda: epoch(reference)
-        for fn in epochs.values():  # warm-up: the page cache, the loaders' first epoch
-            fn()
-        times = interleaved(epochs, args.repeats, args.pairs)
-        if use_lampe:
-            reference.file.close()
+    rows = measure(
+        peer=use_lampe,
+        pairs=args.pairs,
+        block_size=args.block_size,
+        repeats=args.repeats,
+        directory=args.dir,
+        seed=args.seed,
+    )
+    by_key = {row["key"]: row for row in rows}
 
     def rate(seconds: float) -> str:
         return f"{args.pairs / seconds / 1e6:7.2f} M pairs/s"
 
-    print(f"write ({size / 2**20:,.0f} MiB on disk)")
-    print(f"  (a) simulator alone       {rate(alone)}   {alone:7.2f} s")
-    print(f"  (b) blocks, no file       {rate(bare)}   {bare:7.2f} s")
-    print(f"  (c) simulate to HDF5      {rate(written)}   {written:7.2f} s")
-    print(f"      (c)/(a) time ratio    {written / alone:7.2f}   (1 = bound by the simulator)")
+    print(f"write ({by_key['simulate']['bytes'] / 2**20:,.0f} MiB on disk)")
+    for key in ("simulator", "blocks", "simulate"):
+        seconds = by_key[key]["seconds"]
+        print(f"  {LABELS[key]:<26}{rate(seconds)}   {seconds:7.2f} s")
+    ratio = by_key["simulate"]["seconds"] / by_key["simulator"]["seconds"]
+    print(f"      (c)/(a) time ratio    {ratio:7.2f}   (1 = bound by the simulator)")
     print(f"read: one shuffled epoch, batch {BATCH} (median; spread = IQR / median)")
-    medians = {name: statistics.median(t) for name, t in times.items()}
-    labels = {
-        "stream": "(d) streaming",
-        "fine": "(d') 256-row segments",
-        "in memory": "(e) in memory",
-        "floor": "(f) floor",
-        "lampe": "(g) lampe",
-    }
-    for name, seconds in medians.items():
+    medians = {}
+    for key in ("stream", "fine", "memory", "floor", "lampe"):
+        if key not in by_key:
+            continue
+        seconds, times = by_key[key]["seconds"], by_key[key]["times_s"]
+        medians[key] = seconds
         spread = ""
-        if len(times[name]) >= 3:
-            q1, _, q3 = statistics.quantiles(times[name], n=4, method="inclusive")
+        if len(times) >= 3:
+            q1, _, q3 = statistics.quantiles(times, n=4, method="inclusive")
             spread = f"   spread {(q3 - q1) / seconds:5.2f}"
-        print(f"  {labels[name]:<24}{rate(seconds)}   {seconds:7.3f} s{spread}")
+        print(f"  {LABELS[key]:<24}{rate(seconds)}   {seconds:7.3f} s{spread}")
     print(f"      (d) / (f) floor       {medians['floor'] / medians['stream']:7.2f} of the floor")
-    if use_lampe:
+    if "lampe" in medians:
         print(f"      (d) / (g) lampe       {medians['lampe'] / medians['stream']:7.2f}x lampe")
         print(f"      (d') / (g) lampe      {medians['lampe'] / medians['fine']:7.2f}x lampe")
     return 0

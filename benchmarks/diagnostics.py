@@ -40,6 +40,7 @@ Usage::
     python benchmarks/diagnostics.py --threads 1            # 2-D and 10-D, with sbi
     python benchmarks/diagnostics.py --dims 2 --no-sbi
     python benchmarks/diagnostics.py --pairs 500 --draws 500 --epochs 5 --json diag.json
+    python benchmarks/diagnostics.py --quick                # N = L = 200, under a minute
 """
 
 from __future__ import annotations
@@ -47,20 +48,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
-
-import sbikit
-from sbikit.diagnostics import draw, expected_coverage, sbc
-from sbikit.inference import NPE
+from machine import machine_info, machine_line  # benchmarks/machine.py
 
 HERE = Path(__file__).resolve().parent  # benchmarks/simulators.py would shadow the package
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+import sbikit  # noqa: E402
 import simulators  # noqa: E402
+from sbikit.diagnostics import draw, expected_coverage, sbc  # noqa: E402
+from sbikit.inference import NPE  # noqa: E402
 
 try:
     import sbi
@@ -69,6 +71,8 @@ except ImportError:  # the optional peer: only the sbikit column then
     sbi = None
 
 TASKS = {2: ("two_moons", {}), 10: ("gaussian_linear", {"passes": 2})}
+QUICK = {"pairs": 200, "draws": 200}
+r"""The smaller sizes of ``measure(quick=True)``: N test pairs and L draws per pair."""
 
 
 class SBIAdapter:
@@ -87,26 +91,28 @@ class SBIAdapter:
             return self.posterior(x.reshape(-1, *x.shape[-1:])).log_prob(theta)
 
 
-def build(dim: int, args) -> tuple[object, NPE, torch.Tensor, torch.Tensor]:
+def build(
+    dim: int, pairs: int, epochs: int, seed: int
+) -> tuple[object, NPE, torch.Tensor, torch.Tensor]:
     name, options = TASKS[dim]
     task = simulators.get(name)
-    torch.manual_seed(args.seed)
+    torch.manual_seed(seed)
     posterior = NPE(task.theta_dim, task.x_shape, prior=task.prior, **options)
-    if args.epochs:
+    if epochs:
         theta = task.prior.sample((10_000,))
-        sbikit.fit(posterior, (theta, task.simulate(theta)), epochs=args.epochs, progress=False)
+        sbikit.fit(posterior, (theta, task.simulate(theta)), epochs=epochs, progress=False)
     posterior.eval()
-    theta = task.prior.sample((args.pairs,))
-    x = task.simulate(theta, generator=torch.Generator().manual_seed(args.seed))
+    theta = task.prior.sample((pairs,))
+    x = task.simulate(theta, generator=torch.Generator().manual_seed(seed))
     return task, posterior, theta, x
 
 
-def time_sbikit(posterior, theta, x, args) -> dict:
+def time_sbikit(posterior, theta, x, draws: int, seed: int) -> dict:
     start = time.perf_counter()
-    d = draw(posterior, theta, x, args.draws, seed=args.seed, progress=False)
+    d = draw(posterior, theta, x, draws, seed=seed, progress=False)
     drawn = time.perf_counter()
-    ranks = sbc(d.samples, d.theta, d.log_prob, d.log_prob_theta, seed=args.seed)
-    coverage = expected_coverage(d.samples, d.theta, d.log_prob, d.log_prob_theta, seed=args.seed)
+    ranks = sbc(d.samples, d.theta, d.log_prob, d.log_prob_theta, seed=seed)
+    coverage = expected_coverage(d.samples, d.theta, d.log_prob, d.log_prob_theta, seed=seed)
     end = time.perf_counter()
     return {
         "draws_s": drawn - start,
@@ -117,73 +123,144 @@ def time_sbikit(posterior, theta, x, args) -> dict:
     }
 
 
-def time_sbi(posterior, theta, x, args) -> dict:
+def time_sbi(posterior, theta, x, draws: int, seed: int) -> dict:
     adapter = SBIAdapter(posterior)
     marginals = [lambda t, x, i=i: t[:, i] for i in range(theta.shape[1])]
     reduce_fns = [*marginals, lambda t, x: -adapter.log_prob(t, x)]
-    torch.manual_seed(args.seed)
+    torch.manual_seed(seed)
     start = time.perf_counter()
-    ranks, _ = run_sbc(theta, x, adapter, args.draws, reduce_fns=reduce_fns,
+    ranks, _ = run_sbc(theta, x, adapter, draws, reduce_fns=reduce_fns,
                        show_progress_bar=False)  # fmt: skip
     end = time.perf_counter()
-    joint = ranks[:, -1] / args.draws
+    joint = ranks[:, -1] / draws
     return {"total_s": end - start, "hpd_coverage_90": float((joint < 0.9).float().mean())}
 
 
-def machine(args) -> str:
-    r"""Returns the line that says where and with what the benchmark runs."""
+def summary(figures: dict) -> str:
+    r"""The times and the HPD coverage at 90 % (a cross-check of the two libraries)."""
 
-    cpu = platform.processor() or platform.machine()
-    trained = f"{args.epochs} epochs" if args.epochs else "untrained"
-    return (
-        f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, load "
-        f"{os.getloadavg()[0]:.2f}, sbikit {sbikit.__version__}, sbi "
-        f"{getattr(sbi, '__version__', 'absent')}, N = {args.pairs}, L = {args.draws}, {trained}"
+    times = ", ".join(f"{k[:-2]} {v:.2f} s" for k, v in figures.items() if k.endswith("_s"))
+    return f"{times}, HPD coverage at 90 % {figures['hpd_coverage_90']:.3f}"
+
+
+def sizes(quick: bool, pairs: int | None, draws: int | None) -> tuple[int, int]:
+    r"""The test pairs N and draws per pair L: those given, else 1000 (quick: :data:`QUICK`)."""
+
+    return pairs or (QUICK["pairs"] if quick else 1000), draws or (
+        QUICK["draws"] if quick else 1000
     )
 
 
-def main() -> None:
+def measure(
+    quick: bool = False,
+    *,
+    peer: bool = True,
+    dims: Sequence[int] = (2, 10),
+    pairs: int | None = None,
+    draws: int | None = None,
+    epochs: int = 0,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    r"""Times SBC and expected coverage of sbikit and, when ``peer`` and sbi is installed,
+    sbi's ``run_sbc`` on the same posterior, on torch's current number of threads. Progress
+    goes to stderr.
+
+    Arguments:
+        quick: The sizes of :data:`QUICK` where no other is given.
+        peer: Whether to time sbi's ``run_sbc`` too.
+        dims: The dimensions, keys of :data:`TASKS`.
+        pairs: The test pairs N (default 1000).
+        draws: The draws per pair L (default 1000).
+        epochs: The training epochs of the posteriors (0: untrained).
+        seed: The seed of the network, of the pairs and of the draws.
+
+    Returns:
+        One dict per dimension, operation and library: ``area`` ("diagnostics"),
+        ``operation``, ``library``, ``seconds``, ``dim``, ``task``, ``key`` (total: SBC and
+        coverage; draws: sbikit's draws and densities; stats: the rest). sbi's ``stats``
+        row is derived: its ``run_sbc`` time minus sbikit's draws. The total rows have
+        ``hpd_coverage_90``, sbikit's ``log_gamma`` too.
+    """
+
+    pairs, draws = sizes(quick, pairs, draws)
+    trained = f"trained {epochs} epochs" if epochs else "untrained"
+    rows = []
+    for dim in dims:
+        task, posterior, theta, x = build(dim, pairs, epochs, seed)
+        prefix = f"{dim}-D {task.name}"
+        ours = time_sbikit(posterior, theta, x, draws, seed)
+        print(f"  {prefix} sbikit: {summary(ours)}", file=sys.stderr, flush=True)
+        common = {"area": "diagnostics", "dim": dim, "task": task.name}
+        total = f"{prefix}: SBC + coverage, {pairs} pairs x {draws} draws, {trained}"
+        draws_label = f"{prefix}: the draws and densities alone"
+        stats = f"{prefix}: statistics beyond the draws"
+        rows += [
+            common
+            | {"key": "total", "operation": total, "library": "sbikit", "seconds": ours["total_s"]}
+            | {k: ours[k] for k in ("hpd_coverage_90", "log_gamma")},
+            common
+            | {"key": "draws", "operation": draws_label, "library": "sbikit"}
+            | {"seconds": ours["draws_s"]},
+            common
+            | {"key": "stats", "operation": stats, "library": "sbikit", "seconds": ours["stats_s"]},
+        ]
+        if peer and sbi is not None:
+            theirs = time_sbi(posterior, theta, x, draws, seed)
+            print(f"  {prefix} sbi: {summary(theirs)}", file=sys.stderr, flush=True)
+            rows += [
+                common
+                | {"key": "total", "operation": total, "library": "sbi"}
+                | {"seconds": theirs["total_s"], "hpd_coverage_90": theirs["hpd_coverage_90"]},
+                common
+                | {"key": "stats", "operation": stats, "library": "sbi", "derived": True}
+                | {"seconds": theirs["total_s"] - ours["draws_s"]},
+            ]
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dims", nargs="+", type=int, default=[2, 10], choices=sorted(TASKS))
-    parser.add_argument("--pairs", type=int, default=1000, help="test pairs N")
-    parser.add_argument("--draws", type=int, default=1000, help="draws per pair L")
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK} unless given")
+    parser.add_argument("--pairs", type=int, help="test pairs N (default 1000)")
+    parser.add_argument("--draws", type=int, help="draws per pair L (default 1000)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--epochs", type=int, default=0, help="training epochs (0: untrained)")
     parser.add_argument("--no-sbi", action="store_true", help="sbikit only")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="write the results to this file")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads or torch.get_num_threads())
-    print(machine(args), flush=True)
-    results = {}
-    for dim in args.dims:
-        task, posterior, theta, x = build(dim, args)
-        row = {"task": task.name, "sbikit": time_sbikit(posterior, theta, x, args)}
-        print(f"  {dim}-D sbikit: {row['sbikit']}", flush=True)
-        if sbi is not None and not args.no_sbi:
-            row["sbi"] = time_sbi(posterior, theta, x, args)
-            print(f"  {dim}-D sbi: {row['sbi']}", flush=True)
-        results[dim] = row
+    info = machine_info(peers=("sbi",))
+    print(machine_line(info, peers=("sbi",)))
+    pairs, draws = sizes(args.quick, args.pairs, args.draws)
+    trained = f"{args.epochs} epochs" if args.epochs else "untrained"
+    print(f"N = {pairs}, L = {draws}, {trained}", flush=True)
+    options = ("dims", "pairs", "draws", "epochs", "seed")
+    rows = measure(
+        args.quick, peer=not args.no_sbi, **{name: getattr(args, name) for name in options}
+    )
 
     print(f"\n{'':<6}{'task':<17}{'draws (s)':>10}{'stats (s)':>10}{'sbikit (s)':>11}"
           f"{'sbi (s)':>9}{'sbi/sbikit':>11}{'sbi beyond draws (s)':>22}{'ratio':>7}")  # fmt: skip
-    for dim, row in results.items():
-        ours = row["sbikit"]
+    for dim in args.dims:
+        figures = {(r["library"], r["key"]): r for r in rows if r["dim"] == dim}
+        ours = {key: figures["sbikit", key]["seconds"] for key in ("draws", "stats", "total")}
         line = (
-            f"{f'{dim}-D':<6}{row['task']:<17}{ours['draws_s']:>10.1f}{ours['stats_s']:>10.2f}"
-            f"{ours['total_s']:>11.1f}"
+            f"{f'{dim}-D':<6}{figures['sbikit', 'total']['task']:<17}{ours['draws']:>10.1f}"
+            f"{ours['stats']:>10.2f}{ours['total']:>11.1f}"
         )
-        if "sbi" in row:  # what sbi spends beyond the same draws and densities
-            theirs = row["sbi"]["total_s"]
-            beyond = theirs - ours["draws_s"]
-            line += f"{theirs:>9.1f}{theirs / ours['total_s']:>11.2f}{beyond:>22.1f}"
-            line += f"{beyond / ours['stats_s']:>7.1f}"
+        if ("sbi", "total") in figures:  # what sbi spends beyond the same draws and densities
+            theirs, beyond = figures["sbi", "total"]["seconds"], figures["sbi", "stats"]["seconds"]
+            line += f"{theirs:>9.1f}{theirs / ours['total']:>11.2f}{beyond:>22.1f}"
+            line += f"{beyond / ours['stats']:>7.1f}"
         print(line)
     print(f"load at the end {os.getloadavg()[0]:.2f}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+            json.dump({"machine": info, "settings": vars(args), "results": rows}, f, indent=2)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

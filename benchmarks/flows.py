@@ -36,8 +36,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -47,9 +45,9 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn as nn
+from machine import machine_info, machine_line  # benchmarks/machine.py
 from torch.overrides import TorchFunctionMode
 
-import sbikit
 import sbikit.flows
 
 try:
@@ -103,57 +101,6 @@ class Row:
     def ratio(self) -> float | None:
         s, z = self.median("sbikit"), self.median("zuko")
         return s / z if s is not None and z else None
-
-
-# --------------------------------------------------------------------------- machine
-
-
-def cpu_model() -> str:
-    r"""The CPU model from /proc/cpuinfo, or :func:`platform.processor`."""
-
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith(("model name", "hardware", "cpu model")):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def machine_info() -> dict[str, Any]:
-    r"""The machine and library versions the figures were measured with."""
-
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    try:
-        load = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        load = None
-    return {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "usable_cores": usable,
-        "torch_threads": torch.get_num_threads(),
-        "load_average": load,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "sbikit": sbikit.__version__,
-        "zuko": getattr(zuko, "__version__", "unknown") if zuko is not None else None,
-    }
-
-
-def machine_line(info: dict[str, Any]) -> str:
-    zuko_version = info["zuko"] or "not installed"
-    return (
-        f"machine: {info['cpu']} | {info['cores']} cores ({info['usable_cores']} usable, "
-        f"torch threads {info['torch_threads']}) | load {info['load_average']} | "
-        f"python {info['python']} | torch {info['torch']} | sbikit {info['sbikit']} | "
-        f"zuko {zuko_version}"
-    )
 
 
 # --------------------------------------------------------------------------- flows
@@ -249,13 +196,13 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def timed(f: Callable[[], object], clock: Callable[[], float] = time.perf_counter) -> float:
-    r"""Runs ``f`` once and returns its time in milliseconds: wall time by default, or the
+    r"""Runs ``f`` once and returns its time in seconds: wall time by default, or the
     process's CPU time with ``clock=time.process_time``."""
 
     gc.collect()
     start = clock()
     f()
-    return (clock() - start) * 1e3
+    return clock() - start
 
 
 def interleaved(
@@ -391,6 +338,146 @@ def count_evaluations(library: str, flow: nn.Module, features: int) -> dict[str,
     }
 
 
+# --------------------------------------------------------------------------- measure
+
+KEYS = ("train", "floor", "sample_one", "sample_many", "log_prob")
+DIMS, QUICK_DIMS = (2, 10, 32), (2, 10)
+
+
+def workload(quick: bool) -> Sizes:
+    r"""The workload of each operation: the full one, or the smaller one of ``--quick``."""
+
+    if quick:
+        return Sizes(draws_one=2000, contexts=100, draws_each=100, points=2000)
+    return Sizes()
+
+
+def library_names(peer: bool = True) -> tuple[str, ...]:
+    r"""The libraries to time: sbikit, and zuko when ``peer`` and it is installed."""
+
+    return LIBRARIES if peer and zuko is not None else ("sbikit",)
+
+
+def measure(
+    quick: bool = False,
+    *,
+    peer: bool = True,
+    dims: Sequence[int] | None = None,
+    flows: Sequence[str] = ("MAF", "NSF"),
+    repeats: int | None = None,
+    warmup: int = 1,
+    clock: str = "wall",
+    skip: Sequence[str] = (),
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    r"""Times the operations (a) to (e) of each flow and number of features, for sbikit
+    and, when ``peer`` and zuko is installed, for zuko, interleaved, on torch's current
+    number of threads. Progress goes to stderr.
+
+    Arguments:
+        quick: The smaller workload and, by default, D in (2, 10) and 3 repeats.
+        peer: Whether to time zuko too.
+        dims: The numbers of features D (default (2, 10, 32), quick (2, 10)).
+        flows: Among "MAF" and "NSF".
+        repeats: The timed repeats (default 5, quick 3).
+        warmup: The untimed calls before.
+        clock: "wall" (:func:`time.perf_counter`) or "cpu" (:func:`time.process_time`).
+        skip: Rows not to run, as ``FLOW:D:OPERATION:LIBRARY``.
+        seed: The seed of the weights and of the data.
+
+    Returns:
+        One dict per operation and library: ``area`` ("flows"), ``operation`` (the same
+        label for every library), ``library``, ``seconds`` (the median over the repeats,
+        ``None`` for a skipped library), ``times_s`` (every repeat), ``flow``,
+        ``features``, ``key``, ``label`` and, for a skipped library, ``skipped`` (why).
+    """
+
+    sizes = workload(quick)
+    dims = list(dims or (QUICK_DIMS if quick else DIMS))
+    repeats = repeats or (3 if quick else 5)
+    names = labels(sizes)
+    small = Sizes(
+        batch=sizes.batch,
+        draws_one=max(sizes.draws_one // SCALE, 1),
+        contexts=sizes.contexts,
+        draws_each=max(sizes.draws_each // SCALE, 1),
+        points=max(sizes.points // SCALE, 1),
+    )
+    timed_libraries = library_names(peer)
+    measurements: list[dict[str, Any]] = []
+    start = time.perf_counter()
+    for features in dims:
+        for flow_name in flows:
+            built = {lib: build(lib, flow_name, features, seed) for lib in timed_libraries}
+            calls = {lib: operations(built[lib], features, sizes, seed + 1) for lib in built}
+            probes = {lib: operations(built[lib], features, small, seed + 1) for lib in built}
+            for key in KEYS:
+                row = {
+                    "area": "flows",
+                    "operation": f"{flow_name} D={features} {names[key]}",
+                    "flow": flow_name,
+                    "features": features,
+                    "key": key,
+                    "label": names[key],
+                }
+                runnable, skipped = {}, {}
+                for lib in timed_libraries:
+                    if f"{flow_name}:{features}:{key}:{lib}" in skip:
+                        skipped[lib] = f"{row['operation']}: {lib} skipped (--skip)"
+                        continue
+                    # A library whose peak memory for this row would not fit is skipped
+                    # (zuko's inverse keeps every pass alive in reference cycles until the
+                    # garbage collector runs, tens of GB for NSF at D=32 with 100 contexts).
+                    need = (
+                        memory_estimate(probes[lib][key], SCALE)
+                        if key in ("sample_one", "sample_many", "log_prob")
+                        else None
+                    )
+                    free = available_memory()
+                    if need is not None and free is not None and need > 0.8 * free:
+                        skipped[lib] = (
+                            f"{row['operation']}: {lib} skipped, it would need about "
+                            f"{need / 2**30:.1f} GiB ({free / 2**30:.1f} GiB available)"
+                        )
+                        print(f"  {skipped[lib]}", file=sys.stderr, flush=True)
+                        continue
+                    runnable[lib] = calls[lib][key]
+                times = interleaved(runnable, repeats, warmup, CLOCKS[clock])
+                for lib in timed_libraries:
+                    if lib in skipped:
+                        measurements.append(
+                            row | {"library": lib, "seconds": None, "skipped": skipped[lib]}
+                        )
+                    else:
+                        median = statistics.median(times[lib])
+                        measurements.append(
+                            row | {"library": lib, "seconds": median, "times_s": times[lib]}
+                        )
+                cells = ", ".join(
+                    f"{lib} {fmt_ms(statistics.median(t) * 1e3)} ms" for lib, t in times.items()
+                )
+                print(
+                    f"  [{time.perf_counter() - start:6.0f} s] {row['operation']}: {cells}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            del built, calls, probes
+            gc.collect()
+    return measurements
+
+
+def as_rows(measurements: list[dict[str, Any]]) -> list[Row]:
+    r"""The measurements of :func:`measure` gathered into one :class:`Row` per operation."""
+
+    rows: dict[tuple[str, int, str], Row] = {}
+    for m in measurements:
+        key = (m["flow"], m["features"], m["key"])
+        row = rows.setdefault(key, Row(m["flow"], m["features"], m["label"], m["key"]))
+        if m["seconds"] is not None:
+            row.times_ms[m["library"]] = [t * 1e3 for t in m["times_s"]]
+    return list(rows.values())
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -504,7 +591,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.repeats is None:
         args.repeats = 3 if args.quick else 5
     if args.dims is None:
-        args.dims = [2, 10] if args.quick else [2, 10, 32]
+        args.dims = list(QUICK_DIMS if args.quick else DIMS)
     if args.repeats < 1 or args.warmup < 0 or min(args.dims) < 2:
         parser.error("expects --repeats >= 1, --warmup >= 0 and every --dims >= 2")
     if args.threads is not None and args.threads < 1:
@@ -516,16 +603,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    clock = CLOCKS[args.clock]
-    libraries = ("sbikit",) if zuko is None or args.no_zuko else LIBRARIES
-    if args.quick:
-        sizes = Sizes(draws_one=2000, contexts=100, draws_each=100, points=2000)
-    else:
-        sizes = Sizes()
-    names = labels(sizes)
+    libraries = library_names(not args.no_zuko)
+    sizes = workload(args.quick)
 
-    info = machine_info()
-    print(machine_line(info))
+    info = machine_info(peers=("zuko",))
+    print(machine_line(info, peers=("zuko",)))
     print(
         f"flows: {', '.join(args.flows)} | transforms {TRANSFORMS} | hidden {HIDDEN} | "
         f"context {CONTEXT} | bins {BINS} (NSF) | dims {args.dims} | median of "
@@ -535,70 +617,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("zuko is not installed: sbikit columns only (pip install zuko to compare)")
     print(flush=True)
 
-    rows: list[Row] = []
-    counts: list[dict[str, Any]] = []
-    skipped: list[str] = []
-    small = Sizes(
-        batch=sizes.batch,
-        draws_one=max(sizes.draws_one // SCALE, 1),
-        contexts=sizes.contexts,
-        draws_each=max(sizes.draws_each // SCALE, 1),
-        points=max(sizes.points // SCALE, 1),
-    )
     start = time.perf_counter()
-    for features in args.dims:
-        for flow_name in args.flows:
-            flows = {lib: build(lib, flow_name, features, args.seed) for lib in libraries}
-            for lib in libraries:
-                counts.append(
-                    {"flow": flow_name, "features": features}
-                    | count_evaluations(lib, flows[lib], features)
-                )
-            calls = {
-                lib: operations(flows[lib], features, sizes, args.seed + 1) for lib in libraries
-            }
-            probes = {
-                lib: operations(flows[lib], features, small, args.seed + 1) for lib in libraries
-            }
-            for key in ("train", "floor", "sample_one", "sample_many", "log_prob"):
-                runnable = {}
-                for lib in libraries:
-                    if f"{flow_name}:{features}:{key}:{lib}" in args.skip:
-                        skipped.append(
-                            f"{flow_name} D={features} {names[key]}: {lib} skipped (--skip)"
-                        )
-                        continue
-                    # A library whose peak memory for this row would not fit is skipped
-                    # (zuko's inverse keeps every pass alive in reference cycles until the
-                    # garbage collector runs, tens of GB for NSF at D=32 with 100 contexts).
-                    need = (
-                        memory_estimate(probes[lib][key], SCALE)
-                        if key in ("sample_one", "sample_many", "log_prob")
-                        else None
-                    )
-                    free = available_memory()
-                    if need is not None and free is not None and need > 0.8 * free:
-                        skipped.append(
-                            f"{flow_name} D={features} {names[key]}: {lib} skipped, it would "
-                            f"need about {need / 2**30:.1f} GiB ({free / 2**30:.1f} GiB "
-                            "available)"
-                        )
-                        print(f"  {skipped[-1]}", file=sys.stderr, flush=True)
-                        continue
-                    runnable[lib] = calls[lib][key]
-                times = interleaved(runnable, args.repeats, args.warmup, clock)
-                row = Row(flow_name, features, names[key], key, times)
-                rows.append(row)
-                cells = ", ".join(f"{lib} {fmt_ms(row.median(lib))} ms" for lib in libraries)
-                print(
-                    f"  [{time.perf_counter() - start:6.0f} s] {flow_name} D={features} "
-                    f"{names[key]}: {cells}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-            del flows, calls, probes
-            gc.collect()
-
+    counts = [
+        {"flow": flow_name, "features": features}
+        | count_evaluations(lib, build(lib, flow_name, features, args.seed), features)
+        for features in args.dims
+        for flow_name in args.flows
+        for lib in libraries
+    ]
+    options = ("dims", "flows", "repeats", "warmup", "clock", "skip", "seed")
+    measurements = measure(
+        args.quick, peer=not args.no_zuko, **{name: getattr(args, name) for name in options}
+    )
+    rows = as_rows(measurements)
+    skipped = [m["skipped"] for m in measurements if "skipped" in m]
     print(table(rows, libraries))
     for line in skipped:
         print(f"  skipped: {line}")

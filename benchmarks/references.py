@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
+from machine import machine_info, machine_line  # benchmarks/machine.py
 from torch import Tensor
 from torch.distributions import biject_to
 
@@ -180,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--proposals", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(machine_line(machine_info()), flush=True)
     for name in args.tasks:
         for k in args.observations:
             check(name, k, args.samples, args.proposals, args.seed)

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -27,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from machine import machine_info, machine_line  # benchmarks/machine.py
 
 # this script's own name would shadow the simulators package: drop its folder from the path
 HERE = Path(__file__).resolve().parent
@@ -35,14 +34,6 @@ import simulators  # noqa: E402
 
 TARGETS_S = {"sir": 60.0, "lotka_volterra": 60.0}
 DEFAULT_TARGET_S = 1.0
-
-
-def machine_line() -> str:
-    return (
-        f"machine: {platform.processor() or platform.machine()} | {os.cpu_count()} cores | "
-        f"torch threads {torch.get_num_threads()} | python {platform.python_version()} | "
-        f"torch {torch.__version__}"
-    )
 
 
 def time_task(name: str, n: int, repeats: int, seed: int) -> dict:
@@ -80,7 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="write the figures to a JSON file")
     args = parser.parse_args(argv)
 
-    print(machine_line())
+    info = machine_info()
+    print(machine_line(info))
     print(f"{args.simulations} simulations per task, median of {args.repeats} runs\n")
     header = f"{'task':<24} {'seconds':>9} {'us / sim':>9} {'target s':>9}  {'ok':<3} failed rows"
     print(header)
@@ -97,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": machine_line(), "results": results}, f, indent=2)
+            json.dump({"machine": info, "results": results}, f, indent=2)
         print(f"wrote {args.json}")
     return 0
 
