@@ -269,6 +269,10 @@ def test_demo(tmp_path, monkeypatch, capsys, fake_check):
         assert (tmp_path / "demo" / name).exists()
     assert "$ sbikit train" in out and "verdict        conservative" in out and "C2ST" in out
 
+    fake_check.verdict = "overconfident"  # the demo reports it; `check` is the gate
+    code, out, _ = invoke(capsys, "demo", "--out", tmp_path / "demo", "-q")
+    assert code == 0 and "verdict        overconfident" in out
+
 
 def test_entry_point():
     script = os.path.join(sysconfig.get_path("scripts"), "sbikit")

@@ -88,7 +88,8 @@ def dispatch(argv: list[str]) -> argparse.Namespace:
 
 def demo_command(args: argparse.Namespace) -> int:
     r"""Runs simulate, train, sample and check on a task, then compares the samples with
-    the task's reference posterior (C2ST); returns the check's exit code."""
+    the task's reference posterior (C2ST); returns 0 once every step has run, whatever the
+    verdict (``sbikit check`` is the command whose exit code gates on it)."""
 
     task = get_task(args.task)
     started = time.perf_counter()
@@ -117,4 +118,4 @@ def demo_command(args: argparse.Namespace) -> int:
         f"  verdict        {last.verdict}\n"
         f"  C2ST           {accuracy:.3f}"
     )
-    return last.exit_code
+    return 0

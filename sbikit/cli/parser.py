@@ -14,7 +14,7 @@ calibration on held-out simulations."""
 
 EPILOG = """\
 a first run:  sbikit demo
-exit status:  0 success, 1 error, 2 usage error, 3 overconfident posterior (check, demo),
+exit status:  0 success, 1 error, 2 usage error, 3 overconfident posterior (check),
               130 interrupted
 'sbikit COMMAND --help' describes each command."""
 
