@@ -6,9 +6,10 @@ import pytest
 import torch
 from torch.distributions import LogNormal, constraints
 
-from sbikit.distributions import BoxUniform, DiagNormal
+from sbikit.distributions import BoxUniform, DiagNormal, Joint
 from sbikit.flows import MAF, RealNVP
 from sbikit.inference import NPE
+from sbikit.inference.support import Unconstrain, describe_support
 from sbikit.nn import MLPEmbedding
 
 TINY = {"transforms": 1, "hidden_features": (8,)}
@@ -75,6 +76,44 @@ def test_lognormal_prior_gives_positive_samples():
     theta = posterior(torch.randn(2)).sample((1000,))
     assert bool((theta > 0).all())
     assert posterior(torch.randn(2)).log_prob(torch.tensor([-1.0, 1.0])) == -torch.inf
+
+
+# A LogNormal scale, a real location and a box: three kinds of blocks in one vector.
+JOINT = Joint(LogNormal(0.0, 1.0), torch.distributions.Normal(0.0, 1.0), BOX)
+
+
+def test_joint_prior_samples_stay_in_each_block_support():
+    posterior = NPE(5, 2, prior=JOINT, **TINY)
+    posterior.set_standardization(torch.zeros(5), 8 * torch.ones(5), torch.zeros(2), torch.ones(2))
+    theta = posterior(torch.randn(3, 2)).sample((20000,))
+    assert bool(JOINT.support.check(theta).all())
+    assert bool(torch.isfinite(JOINT.log_prob(theta)).all())
+    assert (theta[..., 1] < -10).any() and (theta[..., 1] > 10).any()  # the real block is free
+    outside = torch.tensor([[-0.5, 0.0, 0.0, 0.25, 5.0], [1.0, 0.0, 0.0, 0.25, 11.0]])
+    assert torch.equal(posterior(torch.zeros(2)).log_prob(outside), torch.full((2,), -torch.inf))
+
+
+def test_joint_support_bijection_log_det_matches_autograd():
+    transform = Unconstrain(describe_support(JOINT))()
+    theta = JOINT.sample((3,)).double()
+    u = transform(theta)
+    torch.testing.assert_close(transform.inv(u), theta)
+    for row in range(3):
+        jacobian = torch.autograd.functional.jacobian(transform, theta[row])
+        expected = torch.linalg.slogdet(jacobian).logabsdet
+        torch.testing.assert_close(transform.log_abs_det_jacobian(theta[row], u[row]), expected)
+
+
+def test_joint_support_survives_the_json_description():
+    posterior = NPE(5, 2, prior=JOINT, **TINY)
+    again = NPE(5, 2, prior=posterior.unconstrain().support, **TINY)
+    assert again.config["support"] == posterior.config["support"]
+    assert posterior.config["support"]["sizes"] == [1, 1, 3]
+
+
+def test_a_joint_of_real_blocks_needs_no_bijection():
+    prior = Joint(torch.distributions.Normal(0.0, 1.0), DiagNormal(torch.zeros(2), torch.ones(2)))
+    assert describe_support(prior) is None
 
 
 def test_support_given_as_a_constraint_equals_the_prior():

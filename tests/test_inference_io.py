@@ -10,9 +10,10 @@ import json
 import pytest
 import torch
 import torch.nn as nn
+from torch.distributions import LogNormal
 
 import sbikit
-from sbikit.distributions import BoxUniform
+from sbikit.distributions import BoxUniform, Joint
 from sbikit.flows import MAF
 from sbikit.inference import NPE
 
@@ -49,6 +50,16 @@ def test_save_load_round_trip_is_exact(tmp_path):
     assert loaded.history == posterior.history
     assert loaded.config == posterior.config
     assert not loaded.training
+
+
+def test_a_joint_prior_round_trips(tmp_path):
+    prior = Joint(LogNormal(0.0, 1.0), BoxUniform(-2 * torch.ones(1), 2 * torch.ones(1)))
+    posterior = NPE(2, 3, prior=prior, transforms=1, hidden_features=(8,))
+    loaded = sbikit.load(sbikit.save(posterior, tmp_path / "joint"))
+    theta = prior.sample((20,))
+    x = torch.randn(20, 3)
+    assert torch.equal(posterior(x).log_prob(theta), loaded(x).log_prob(theta))
+    assert loaded.config["support"] == posterior.config["support"]
 
 
 def test_the_config_describes_the_model(tmp_path):

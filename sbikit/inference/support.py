@@ -15,6 +15,7 @@ from torch import Tensor
 from torch.distributions import Distribution, biject_to, constraints
 
 from .._validation import describe
+from ..distributions.composite import JointSupport
 from ..lazy import LazyTransform
 from ..transforms import Transform
 from ..transforms.base import sum_rightmost
@@ -44,23 +45,36 @@ def describe_support(support: object) -> dict | None:
         support: A prior distribution or its ``support``, a
             :class:`torch.distributions.constraints.Constraint`: the real space, an interval,
             a half-open interval, a lower or an upper bound, each possibly reinterpreted as
-            an event constraint by :func:`~torch.distributions.constraints.independent`.
+            an event constraint by :func:`~torch.distributions.constraints.independent`;
+            or blocks of these, as the support of a :class:`~sbikit.distributions.Joint`
+            or a :func:`~torch.distributions.constraints.cat` over the last dimension.
 
     Returns:
         ``{"kind", "lower", "upper", "reinterpreted"}`` with the bounds as numbers or nested
-        lists, or ``None`` if the support is the whole real space.
+        lists, or ``None`` if the support is the whole real space. Blocks give the kind
+        ``"joint"``, with ``"parts"`` (the description of each block) and ``"sizes"``.
 
     Example:
-        >>> from sbikit.distributions import BoxUniform
+        >>> from torch.distributions import LogNormal
+        >>> from sbikit.distributions import BoxUniform, Joint
         >>> describe_support(BoxUniform(torch.zeros(2), torch.ones(2)))
         {'kind': 'interval', 'lower': [0.0, 0.0], 'upper': [1.0, 1.0], 'reinterpreted': 1}
+        >>> box = BoxUniform(-torch.ones(2), torch.ones(2))
+        >>> joint = describe_support(Joint(LogNormal(0.0, 1.0), box))
+        >>> joint["kind"], joint["sizes"], [part["kind"] for part in joint["parts"]]
+        ('joint', [1, 2], ['greater_than', 'interval'])
     """
 
     constraint = support.support if isinstance(support, Distribution) else support
+    if isinstance(constraint, JointSupport):
+        blocks = [element_wise(s) for s in constraint.supports]
+        constraint = constraints.independent(constraints.cat(blocks, -1, constraint.sizes), 1)
     reinterpreted = 0
     while isinstance(constraint, constraints.independent):
         reinterpreted += constraint.reinterpreted_batch_ndims
         constraint = constraint.base_constraint
+    if isinstance(constraint, constraints._Cat) and constraint.dim == -1:
+        return describe_blocks(constraint, reinterpreted, support)
     kind = KINDS.get(type(constraint))
     if kind is None:
         raise ValueError(
@@ -77,6 +91,45 @@ def describe_support(support: object) -> dict | None:
         "upper": bound(getattr(constraint, "upper_bound", None)),
         "reinterpreted": reinterpreted,
     }
+
+
+def element_wise(constraint: constraints.Constraint) -> constraints.Constraint:
+    r"""Returns a constraint without its :func:`~torch.distributions.constraints.independent`
+    wrappers: the constraint of each element."""
+
+    while isinstance(constraint, constraints.independent):
+        constraint = constraint.base_constraint
+    return constraint
+
+
+def describe_blocks(constraint: constraints._Cat, reinterpreted: int, support: object) -> dict:
+    r"""Describes the blocks of a support (a :func:`~torch.distributions.constraints.cat`
+    over the last dimension) as JSON, or ``None`` if every block is the real space."""
+
+    parts = [describe_support(element_wise(block)) for block in constraint.cseq]
+    if any(part is not None and part["kind"] == "joint" for part in parts):
+        raise ValueError(
+            f"NPE supports one level of blocks in a prior's support, but received {support!r}. "
+            "Flatten the nested Joint into one Joint of all the marginals."
+        )
+    if all(part is None for part in parts):
+        return None
+    return {
+        "kind": "joint",
+        "lower": None,
+        "upper": None,
+        "reinterpreted": reinterpreted,
+        "parts": parts,
+        "sizes": list(constraint.lengths),
+    }
+
+
+def build_support(kind: str, lower: Tensor | None, upper: Tensor | None) -> constraints.Constraint:
+    r"""Returns the element-wise constraint of a kind of :data:`KINDS` with its bounds."""
+
+    if kind == "real":
+        return constraints.real
+    return getattr(constraints, kind)(*(b for b in (lower, upper) if b is not None))
 
 
 class SupportTransform(Transform):
@@ -139,17 +192,34 @@ class Unconstrain(LazyTransform):
         super().__init__()
         self.kind = description["kind"]
         self.reinterpreted = description["reinterpreted"]
+        self.register_bounds("", description)
+        self.sizes = description.get("sizes")
+        self.kinds = []  # of the blocks of a joint support, whose bounds are lower_i, upper_i
+        for i, part in enumerate(description.get("parts", [])):
+            self.kinds.append("real" if part is None else part["kind"])
+            self.register_bounds(f"_{i}", part or {"lower": None, "upper": None})
+
+    def register_bounds(self, suffix: str, description: dict) -> None:
+        r"""Registers the bounds of a description as the buffers ``lower``, ``upper`` with
+        a suffix."""
+
         for name in ("lower", "upper"):
             value = description[name]
-            self.register_buffer(name, None if value is None else torch.tensor(value))
+            self.register_buffer(name + suffix, None if value is None else torch.tensor(value))
 
     def extra_repr(self) -> str:
-        return f"kind={self.kind}, reinterpreted={self.reinterpreted}"
+        blocks = f", blocks={self.kinds}, sizes={self.sizes}" if self.kinds else ""
+        return f"kind={self.kind}, reinterpreted={self.reinterpreted}{blocks}"
 
     def forward(self, c: Tensor | None = None) -> SupportTransform:
-        build = getattr(constraints, self.kind)
-        bounds = [b for b in (self.lower, self.upper) if b is not None]
-        support = build(*bounds)
+        if self.kind == "joint":
+            blocks = [
+                build_support(kind, getattr(self, f"lower_{i}"), getattr(self, f"upper_{i}"))
+                for i, kind in enumerate(self.kinds)
+            ]
+            support = constraints.cat(blocks, -1, self.sizes)
+        else:
+            support = build_support(self.kind, self.lower, self.upper)
         if self.reinterpreted:
             support = constraints.independent(support, self.reinterpreted)
         return SupportTransform(support)
