@@ -32,22 +32,19 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from machine import machine_info, machine_line  # benchmarks/machine.py
+from machine import machine_info, machine_line, write_results  # benchmarks/machine.py
 
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent]
-import sbikit  # noqa: E402
-import simulators  # noqa: E402  (benchmarks/simulators.py would shadow the package)
-from sbikit.data import simulate  # noqa: E402
-from sbikit.diagnostics import c2st, check  # noqa: E402
-from sbikit.inference import NPE  # noqa: E402
+import sbikit
+import simulators
+from sbikit.data import simulate
+from sbikit.diagnostics import c2st, check
+from sbikit.inference import NPE
 
 PUBLISHED = {
     "gaussian_linear": {1000: 0.69, 10000: 0.55, 100000: 0.51},
@@ -188,9 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\n" + table + f"\ntotal {info['total_s'] / 60:.1f} min")
     if args.json:
         settings = {k: v for k, v in vars(args).items() if k not in ("json", "markdown")}
-        Path(args.json).write_text(
-            json.dumps({"machine": info, "settings": settings, "results": results}, indent=1)
-        )
+        write_results(args.json, info, results, settings=settings)
     if args.markdown:
         Path(args.markdown).write_text(table)
     return 0

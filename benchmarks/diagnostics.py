@@ -46,23 +46,19 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
-from machine import machine_info, machine_line  # benchmarks/machine.py
+from machine import machine_info, machine_line, write_results  # benchmarks/machine.py
 
-HERE = Path(__file__).resolve().parent  # benchmarks/simulators.py would shadow the package
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-import sbikit  # noqa: E402
-import simulators  # noqa: E402
-from sbikit.diagnostics import draw, expected_coverage, sbc  # noqa: E402
-from sbikit.inference import NPE  # noqa: E402
+import sbikit
+import simulators
+from sbikit.diagnostics import draw, expected_coverage, sbc
+from sbikit.inference import NPE
 
 try:
     import sbi
@@ -257,8 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(line)
     print(f"load at the end {os.getloadavg()[0]:.2f}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": info, "settings": vars(args), "results": rows}, f, indent=2)
+        write_results(args.json, info, rows, settings=vars(args))
     return 0
 
 

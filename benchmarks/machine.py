@@ -7,8 +7,10 @@ Every benchmark records :func:`machine_info` with its results and prints
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import platform
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -72,3 +74,11 @@ def machine_line(info: dict[str, Any], peers: tuple[str, ...] = ()) -> str:
         f"torch threads {info['torch_threads']}) | load {info['load_average']} | "
         f"python {info['python']} | torch {info['torch']} | sbikit {info['sbikit']}{versions}"
     )
+
+
+def write_results(path: str | Path, machine: dict[str, Any], results: Any, **extra: Any) -> None:
+    r"""Writes a benchmark's results as JSON, with the machine they were measured on and any
+    ``extra`` entries (e.g. ``settings``)."""
+
+    payload = {"machine": machine, **extra, "results": results}
+    Path(path).write_text(json.dumps(payload, indent=1))

@@ -30,24 +30,20 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import sys
 import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
-from machine import machine_info, machine_line  # benchmarks/machine.py
+from machine import machine_info, machine_line, write_results  # benchmarks/machine.py
 
-HERE = Path(__file__).resolve().parent  # benchmarks/simulators.py would shadow the package
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-import sbikit  # noqa: E402
-import simulators  # noqa: E402
-from sbikit.diagnostics import c2st  # noqa: E402
-from sbikit.inference import NPE  # noqa: E402
+import sbikit
+import simulators
+from sbikit.diagnostics import c2st
+from sbikit.inference import NPE
 
 try:
     import sbi
@@ -260,8 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = measure(peer=not args.no_sbi, **{name: getattr(args, name) for name in options})
     report(rows)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": info, "settings": vars(args), "results": rows}, f, indent=2)
+        write_results(args.json, info, rows, settings=vars(args))
     return 0
 
 

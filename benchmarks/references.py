@@ -29,20 +29,15 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import torch
 from machine import machine_info, machine_line  # benchmarks/machine.py
 from torch import Tensor
 from torch.distributions import biject_to
 
-# this script's folder would shadow the simulators package: drop it from the path
-HERE = Path(__file__).resolve().parent
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-import simulators  # noqa: E402
+import simulators
 
 MCMC_TASKS = [name for name in simulators.names() if simulators.get(name).mcmc_reference]
 FOLDED = {"slcp": [2, 3], "slcp_distractors": [2, 3]}  # sign-symmetric parameters

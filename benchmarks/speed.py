@@ -43,19 +43,14 @@ from typing import Any
 import torch
 from machine import machine_info, machine_line  # benchmarks/machine.py
 
-HERE = Path(__file__).resolve().parent
 PEERS = ("zuko", "lampe", "sbi")
 AREAS = {"flows": "zuko", "data": "lampe", "npe": "sbi", "diagnostics": "sbi"}
 r"""The areas, in the order they run, and the peer each is compared with."""
 
 
 def benchmark(area: str) -> ModuleType:
-    r"""Imports this folder's benchmark script of ``area``. npe.py and diagnostics.py drop
-    the folder from ``sys.path`` while they import (so that the ``simulators`` package is
-    not shadowed by simulators.py), hence the folder is put back before each import."""
+    r"""Imports this folder's benchmark script of ``area``."""
 
-    if str(HERE) not in sys.path:
-        sys.path.insert(0, str(HERE))
     return importlib.import_module(area)
 
 

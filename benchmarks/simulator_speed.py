@@ -9,28 +9,22 @@ This is a benchmark, not a test: nothing is asserted about the timings.
 
 Usage::
 
-    python benchmarks/simulators.py
-    python benchmarks/simulators.py --tasks sir lotka_volterra --repeats 1
-    python benchmarks/simulators.py --json simulators.json
+    python benchmarks/simulator_speed.py
+    python benchmarks/simulator_speed.py --tasks sir lotka_volterra --repeats 1
+    python benchmarks/simulator_speed.py --json simulator_speed.json
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
-from machine import machine_info, machine_line  # benchmarks/machine.py
+from machine import machine_info, machine_line, write_results  # benchmarks/machine.py
 
-# this script's own name would shadow the simulators package: drop its folder from the path
-HERE = Path(__file__).resolve().parent
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-import simulators  # noqa: E402
+import simulators
 
 TARGETS_S = {"sir": 60.0, "lotka_volterra": 60.0}
 DEFAULT_TARGET_S = 1.0
@@ -88,8 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": info, "results": results}, f, indent=2)
+        write_results(args.json, info, results)
         print(f"wrote {args.json}")
     return 0
 
