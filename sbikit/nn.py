@@ -2,6 +2,7 @@ r"""Neural networks: hyper-networks for flows and embedding networks for observa
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Callable, Sequence
 
@@ -469,22 +470,28 @@ def join_context(x: Tensor, c: Tensor) -> Tensor:
 
 
 def split_first_layer(
-    network: nn.Sequential, c: Tensor | None, features: int
+    network: nn.Sequential, c: Tensor | None, features: int, outputs: Tensor | None = None
 ) -> Callable[[Tensor], Tensor]:
     r"""Returns :math:`x \mapsto \mathrm{network}([x, c])` with the context's share of the
-    first layer, :math:`W_c c + b`, and every masked weight computed once, here."""
+    first layer, :math:`W_c c + b`, and every masked weight computed once, here.
 
-    def weights(layer: nn.Module) -> Callable[[Tensor], Tensor]:
-        if isinstance(layer, MaskedLinear):
-            weight, bias = layer.masked_weight(), layer.bias
-            return lambda h: F.linear(h, weight, bias)
-        return layer
+    With ``outputs`` (indices of output units), the function returns only those outputs and
+    computes only the hidden units they depend on, as the masks of the
+    :class:`MaskedLinear` layers tell: in a MADE, the parameters of the first features of
+    the order need a fraction of the network.
+    """
 
     first, *rest = network
+    units = dependencies(network, outputs)  # per linear layer
     weight = first.masked_weight() if isinstance(first, MaskedLinear) else first.weight
-    weight_x = weight[:, :features].contiguous()
-    shift = first.bias if c is None else F.linear(c, weight[:, features:], first.bias)
-    layers = [weights(layer) for layer in rest]
+    weight_x = select(weight[:, :features], units[0]).contiguous()
+    bias = select(first.bias, units[0])
+    shift = bias if c is None else F.linear(c, select(weight[:, features:], units[0]), bias)
+    pairs = iter(zip(units[1:], units[:-1], strict=True))  # each next layer: rows, columns
+    layers = [
+        restricted_linear(layer, *next(pairs)) if isinstance(layer, nn.Linear) else in_place(layer)
+        for layer in rest
+    ]
 
     def f(x: Tensor) -> Tensor:
         if shift is None or shift.dim() == 1:
@@ -499,3 +506,51 @@ def split_first_layer(
         return h
 
     return f
+
+
+def dependencies(network: nn.Sequential, outputs: Tensor | None) -> list[Tensor | None]:
+    r"""Returns, for each linear layer of ``network``, the indices of its units on which the
+    ``outputs`` depend (``None``: all of them), from the masks of :class:`MaskedLinear`."""
+
+    units: list[Tensor | None] = []
+    rows = outputs
+    for layer in reversed([layer for layer in network if isinstance(layer, nn.Linear)]):
+        units.insert(0, rows)
+        if rows is not None and isinstance(layer, MaskedLinear):
+            rows = layer.mask[rows].any(dim=0).nonzero().squeeze(-1)
+        else:
+            rows = None
+    return units
+
+
+def restricted_linear(
+    layer: nn.Linear, rows: Tensor | None, columns: Tensor | None
+) -> Callable[[Tensor], Tensor]:
+    r"""Returns the linear map of ``layer`` (its masked weight) restricted to ``rows`` of
+    its outputs and ``columns`` of its inputs (all of them where ``None``)."""
+
+    weight = layer.masked_weight() if isinstance(layer, MaskedLinear) else layer.weight
+    weight, bias = select(weight, rows, columns), select(layer.bias, rows)
+    return lambda h: F.linear(h, weight, bias)
+
+
+def in_place(activation: nn.Module) -> nn.Module:
+    r"""Returns a copy of ``activation`` that works in place if it can (``inplace``, as
+    :class:`torch.nn.ReLU`): after a linear layer, its input is a fresh buffer."""
+
+    if not hasattr(activation, "inplace"):
+        return activation
+    activation = copy.copy(activation)
+    activation.inplace = True
+    return activation
+
+
+def select(weight: Tensor | None, rows: Tensor | None, columns: Tensor | None = None):
+    r"""Returns the ``rows`` and ``columns`` of a weight (or the ``rows`` of a bias), all of
+    them where ``None``."""
+
+    if weight is None:
+        return None
+    if rows is not None:
+        weight = weight[rows]
+    return weight if columns is None else weight[:, columns]

@@ -17,6 +17,7 @@ from sbikit.flows import (
     RealNVP,
 )
 from sbikit.lazy import Flow, UnconditionalDistribution
+from sbikit.transforms import AutoregressiveTransform
 
 D, C = 3, 2
 DTYPE = torch.float64
@@ -151,6 +152,20 @@ def test_adjacency_sets_the_number_of_passes():
     assert MAF(5, transforms=1, passes=2).transform.transforms[0].passes == 2
     with pytest.raises(ValueError, match="cycle"):
         MaskedAutoregressiveTransform(2, adjacency=torch.tensor([[False, True], [True, False]]))
+
+
+@pytest.mark.parametrize("name", ["MAF", "MAF-passes-2", "MAF-adjacency", "NSF"])
+def test_inverse_by_level_equals_the_fixed_point_sweeps(name):
+    flow = build(name)
+    c = context((4,))
+    for layer in flow.transform.transforms:
+        t = layer(c)
+        fixed_point = AutoregressiveTransform(t.meta, t.passes)  # every sweep on all features
+        y = points(name, (6, 4))
+        x, ladj = t.inv.call_and_ladj(y)
+        x_fixed, ladj_fixed = fixed_point.inv.call_and_ladj(y)
+        torch.testing.assert_close(x, x_fixed)
+        torch.testing.assert_close(ladj, ladj_fixed)
 
 
 def test_features_one_is_handled():

@@ -45,6 +45,13 @@ def test_batched_log_prob_equals_one_observation_at_a_time():
     torch.testing.assert_close(batched, single)
 
 
+def test_samples_drawn_with_their_density_have_that_density():
+    posterior = NPE(3, 4, prior=BOX, transforms=2, hidden_features=(8,)).double()
+    q = posterior(torch.randn(5, 4, dtype=torch.float64))
+    theta, log_q = q.rsample_and_log_prob((6,))
+    torch.testing.assert_close(log_q, q.log_prob(theta))
+
+
 def test_bounded_prior_samples_never_leave_the_box():
     posterior = NPE(3, 2, prior=BOX, **TINY)
     # Standardisation that pushes the flow's mass far into the tails of the bijection.

@@ -14,6 +14,8 @@ from sbikit.nn import (
     MonotonicMLP,
     ResMLP,
     conditioned,
+    dependencies,
+    split_first_layer,
 )
 
 
@@ -97,6 +99,30 @@ def test_conditioned_equals_the_concatenated_network():
         c = torch.randn(4, 2, dtype=torch.float64)
         expected = net(torch.cat((x.expand(7, 4, 3), c.expand(7, 4, 2)), dim=-1))
         assert torch.allclose(conditioned(net, c, 3)(x), expected)
+
+
+def test_split_first_layer_restricted_to_outputs_equals_their_columns():
+    torch.manual_seed(0)
+    # a MADE over 3 features and 2 context inputs, 4 outputs per feature
+    rows = torch.tensor([[0, 0, 0], [1, 0, 0], [1, 1, 0]], dtype=torch.bool)
+    adjacency = torch.cat((rows, torch.ones(3, 2, dtype=torch.bool)), 1).repeat_interleave(4, 0)
+    net = MaskedMLP(adjacency, hidden_features=(24, 24), activation=nn.ELU).double()
+    x = torch.randn(7, 1, 3, dtype=torch.float64)
+    c = torch.randn(4, 2, dtype=torch.float64)
+    full = net(torch.cat((x.expand(7, 4, 3), c.expand(7, 4, 2)), dim=-1))
+    for outputs in (torch.arange(4), torch.arange(4, 12), torch.tensor([1, 9])):
+        restricted = split_first_layer(net, c, 3, outputs)(x)
+        torch.testing.assert_close(restricted, full[..., outputs])
+        # the gradients of the weights (with an in-place activation) are those of the network
+        grads = torch.autograd.grad(restricted.square().sum(), list(net.parameters()))
+        expected = torch.autograd.grad(
+            full[..., outputs].square().sum(), list(net.parameters()), retain_graph=True
+        )
+        for grad, reference in zip(grads, expected, strict=True):
+            torch.testing.assert_close(grad, reference)
+    # the first feature's outputs see only the context: a third of the hidden units
+    assert [len(units) for units in dependencies(net, torch.arange(4))[:2]] == [8, 8]
+    assert dependencies(net, None) == [None, None, None]
 
 
 def test_mlp_embedding_flattens_and_checks_shape():

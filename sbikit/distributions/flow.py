@@ -120,6 +120,10 @@ class NormalizingFlow(DistributionMixin, Distribution):
     def rsample_and_log_prob(self, shape: Sequence[int] = ()) -> tuple[Tensor, Tensor]:
         r"""Draws reparameterized samples and returns them with their log-density, in one pass.
 
+        A base distribution that is itself a flow (as in a posterior estimator, whose base
+        is the conditional flow) draws its own samples with their log-density in one pass
+        too: no sample is ever mapped back to evaluate its density.
+
         Arguments:
             shape: The sample shape :math:`S`.
 
@@ -129,7 +133,10 @@ class NormalizingFlow(DistributionMixin, Distribution):
         """
 
         shape = torch.Size(shape)
-        z = self.base.rsample(shape) if self.base.has_rsample else self.base.sample(shape)
-        log_p = self.base.log_prob(z)
+        if hasattr(self.base, "rsample_and_log_prob"):
+            z, log_p = self.base.rsample_and_log_prob(shape)
+        else:
+            z = self.base.rsample(shape) if self.base.has_rsample else self.base.sample(shape)
+            log_p = self.base.log_prob(z)
         x, ladj = call_and_ladj(self.transform.inv, z)
         return x, log_p - sum_rightmost(ladj, self.reinterpreted)

@@ -9,6 +9,7 @@ the protocol to torch's own transforms without modifying them.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -248,13 +249,11 @@ class ComposedTransform(Transform):
         return self.call_and_ladj(x)[1]
 
     def call_and_ladj(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        event_dim = self.domain_dim
-        total = 0
-        for t in self.transforms:
-            x, ladj = call_and_ladj(t, x)
-            total = total + sum_rightmost(ladj, event_dim - t.domain.event_dim)
-            event_dim += t.codomain.event_dim - t.domain.event_dim
-        return x, total
+        return chain_and_ladj(self.transforms, x, self.domain_dim)
+
+    def inverse_and_ladj(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        # each transform's inverse in one pass: no forward evaluation for the ladj
+        return chain_and_ladj([t.inv for t in reversed(self.transforms)], y, self.codomain_dim)
 
     def forward_shape(self, shape: torch.Size) -> torch.Size:
         for t in self.transforms:
@@ -265,6 +264,20 @@ class ComposedTransform(Transform):
         for t in reversed(self.transforms):
             shape = t.inverse_shape(shape)
         return shape
+
+
+def chain_and_ladj(
+    transforms: Sequence[torch_transforms.Transform], x: Tensor, event_dim: int
+) -> tuple[Tensor, Tensor]:
+    r"""Applies ``transforms`` in order to :math:`x`, whose event has ``event_dim``
+    dimensions, and returns the result with the sum of their ladjs over that event."""
+
+    total = 0
+    for t in transforms:
+        x, ladj = call_and_ladj(t, x)
+        total = total + sum_rightmost(ladj, event_dim - t.domain.event_dim)
+        event_dim += t.codomain.event_dim - t.domain.event_dim
+    return x, total
 
 
 class DependentTransform(Transform):

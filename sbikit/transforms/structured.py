@@ -7,7 +7,7 @@ log-determinant is the sum of the element-wise ones.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -56,7 +56,10 @@ class AutoregressiveTransform(Transform):
     .. math:: x^{(k + 1)} = f^{-1}(y; \phi(x^{(k)})) ,
 
     which are exact after :math:`D` sweeps for an autoregressive ``meta``, since the sweep
-    :math:`k` fixes the :math:`k`-th element in the order.
+    :math:`k` fixes the :math:`k`-th element in the order. When the features come in
+    levels, each depending only on lower ones, ``sweeps`` may give for each level its
+    features and a ``meta`` of their parameters alone: sweep :math:`k` then computes and
+    inverts only the features of level :math:`k`, which is all it can fix.
 
     References:
         | Masked Autoregressive Flow for Density Estimation (Papamakarios et al., 2017)
@@ -68,6 +71,10 @@ class AutoregressiveTransform(Transform):
             :math:`(*, D)`.
         passes: The number of inverse sweeps (:math:`D` for an exact inverse, fewer when
             ``meta`` has fewer autoregressive steps, e.g. 1 when it ignores :math:`x`).
+        sweeps: Optionally, for each of the ``passes`` levels in order, a pair: the indices
+            of its features, with shape :math:`(D_k,)`, and a callable that maps :math:`x`,
+            with shape :math:`(*, D)`, to the element-wise transform of those features
+            alone, acting on tensors of shape :math:`(*, D_k)`.
 
     Example:
         >>> from sbikit.transforms import MonotonicAffineTransform
@@ -84,7 +91,9 @@ class AutoregressiveTransform(Transform):
     codomain = constraints.independent(constraints.real, 1)
     bijective = True
 
-    def __init__(self, meta: Meta, passes: int):
+    def __init__(
+        self, meta: Meta, passes: int, sweeps: Sequence[tuple[Tensor, Meta]] | None = None
+    ):
         super().__init__()
         owner = type(self).__name__
         self.meta = check_meta(meta, owner)
@@ -99,6 +108,12 @@ class AutoregressiveTransform(Transform):
                 "features D for an exact inverse."
             )
         self.passes = passes
+        if sweeps is not None and len(sweeps) != passes:
+            raise ValueError(
+                f"{owner} expects one sweep per pass, but received {len(sweeps)} sweeps for "
+                f"passes={passes}. Give the features of each level and their meta."
+            )
+        self.sweeps = sweeps
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(passes={self.passes})"
@@ -107,6 +122,8 @@ class AutoregressiveTransform(Transform):
         return self.meta(x)(x)
 
     def _inverse(self, y: Tensor) -> Tensor:
+        if self.sweeps is not None:
+            return self._inverse_by_level(y)[0]
         x = self._first_sweep(y)
         for _ in range(self.passes - 1):
             x = self.meta(x).inv(y)
@@ -119,6 +136,18 @@ class AutoregressiveTransform(Transform):
 
         return self.meta(y.new_zeros(y.shape[-1:])).inv(y)
 
+    def _inverse_by_level(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        r"""The inverse and its ladj, one level of features per sweep. The first level's
+        parameters depend on no feature, so its meta sees one row of zeros."""
+
+        x, ladj = torch.zeros_like(y), 0
+        for k, (features, meta) in enumerate(self.sweeps):
+            features = features.to(y.device)
+            inputs = x if k > 0 else y.new_zeros(y.shape[-1:])
+            x_k, ladj_k = summed_ladj(meta(inputs).inv, y[..., features])
+            x, ladj = x.index_copy(-1, features, x_k), ladj + ladj_k
+        return x, ladj
+
     def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
         return summed_ladj(self.meta(x), x)[1]
 
@@ -128,6 +157,8 @@ class AutoregressiveTransform(Transform):
     def inverse_and_ladj(self, y: Tensor) -> tuple[Tensor, Tensor]:
         # The last sweep's parameters are those of the solution (exact after D sweeps), so
         # its ladj is the inverse's: no extra evaluation of meta is needed.
+        if self.sweeps is not None:
+            return self._inverse_by_level(y)
         if self.passes == 1:
             return summed_ladj(self.meta(torch.zeros_like(y)).inv, y)
         x = self._first_sweep(y)
