@@ -2,9 +2,8 @@ r"""Calibration diagnostics on NPE posteriors: sbikit's SBC + expected coverage,
 side with sbi's ``run_sbc``.
 
 For each dimension (2: two_moons, 10: gaussian_linear) it builds an sbikit NPE with the
-default architecture (NSF, 5 transforms, hidden features (128, 128), 8 bins; in 10-D with
-``passes=2``, so that sampling needs 2 sequential network passes per transform instead of
-10), **untrained** by default (random initial weights: the cost of a draw or a density does
+default architecture (NSF, 5 transforms, hidden features (128, 128), 8 bins),
+**untrained** by default (random initial weights: the cost of a draw or a density does
 not depend on the weights; ``--epochs E`` trains it for E epochs on 10^4 simulations
 first), simulates N = 1000 test pairs from the prior and times, for L = 1000 draws per
 pair,
@@ -26,12 +25,11 @@ log_prob calls and N (D + 1) reductions in Python), against sbikit's vectorised 
 ("stats"), and their ratio. The global random state is seeded once per library; the HPD
 coverage at 90 % of both is printed as a cross-check.
 
-Measured with ``--threads 1`` on a 2-core x86_64 machine shared with other jobs (load 3 to
-4), sbi 0.27.0, untrained posteriors: 2-D 23.0 s (draws 22.7 s, stats 0.27 s) against
-sbi's 33.5 s, 1.5 times faster; 10-D 57.5 s against 118.2 s, 2.1 times faster. The target
-of 5 times is not reached end to end, since the network evaluations that both need
-dominate; outside them sbikit's statistics take 0.3 s where sbi spends 11 s (2-D) and
-61 s (10-D).
+Measured with ``--threads 1`` on a 2-core AMD EPYC machine (load 1 to 2), sbi 0.27.0,
+untrained posteriors: 2-D 11.3 s (draws 11.1 s, stats 0.26 s) against sbi's 31.3 s, 2.8
+times faster; 10-D 40.9 s against 97.5 s, 2.4 times faster. The target of 5 times is not
+reached end to end, since the network evaluations that both need dominate; outside them
+sbikit's statistics take 0.3 s where sbi spends 20 s (2-D) and 57 s (10-D).
 
 This is a benchmark, not a test: nothing is asserted.
 
@@ -66,7 +64,7 @@ try:
 except ImportError:  # the optional peer: only the sbikit column then
     sbi = None
 
-TASKS = {2: ("two_moons", {}), 10: ("gaussian_linear", {"passes": 2})}
+TASKS = {2: "two_moons", 10: "gaussian_linear"}
 QUICK = {"pairs": 200, "draws": 200}
 r"""The smaller sizes of ``measure(quick=True)``: N test pairs and L draws per pair."""
 
@@ -90,10 +88,9 @@ class SBIAdapter:
 def build(
     dim: int, pairs: int, epochs: int, seed: int
 ) -> tuple[object, NPE, torch.Tensor, torch.Tensor]:
-    name, options = TASKS[dim]
-    task = simulators.get(name)
+    task = simulators.get(TASKS[dim])
     torch.manual_seed(seed)
-    posterior = NPE(task.theta_dim, task.x_shape, prior=task.prior, **options)
+    posterior = NPE(task.theta_dim, task.x_shape, prior=task.prior)
     if epochs:
         theta = task.prior.sample((10_000,))
         sbikit.fit(posterior, (theta, task.simulate(theta)), epochs=epochs, progress=False)
