@@ -120,10 +120,10 @@ def test_learning_rate_schedules():
     assert min(plateau["learning_rate"]) < 1e-2  # halved on a plateau
     cosine = sbikit.fit(make_npe(), make_pairs(), epochs=4, schedule="cosine", progress=False)
     assert cosine["learning_rate"] == pytest.approx(
-        [5e-4 * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)]
+        [1e-3 * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)]
     )
     constant = sbikit.fit(make_npe(), make_pairs(), epochs=3, schedule=None, progress=False)
-    assert constant["learning_rate"] == [5e-4] * 3
+    assert constant["learning_rate"] == [1e-3] * 3
 
 
 def test_resumed_training_equals_an_uninterrupted_one(tmp_path):

@@ -3,6 +3,7 @@ r"""``sbikit train``: a neural posterior estimator trained on a simulation file.
 from __future__ import annotations
 
 import argparse
+import inspect
 from pathlib import Path
 
 import torch
@@ -38,20 +39,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="H",
         help="the hidden layers of its networks (NSF: 128 128)",
     )
-    parser.add_argument("--epochs", type=positive, help="at most (default: 1000)")
-    parser.add_argument("--batch-size", type=positive, help="(default: 256)")
-    parser.add_argument("--learning-rate", type=float, metavar="LR", help="(default: 5e-4)")
+    parser.add_argument("--epochs", type=positive, help=f"at most (default: {DEFAULTS['epochs']})")
+    parser.add_argument("--batch-size", type=positive, help=f"(default: {DEFAULTS['batch_size']})")
     parser.add_argument(
-        "--patience", type=positive, help="epochs without improvement (default: 20)"
+        "--learning-rate",
+        type=float,
+        metavar="LR",
+        help=f"(default: {DEFAULTS['learning_rate']:g})",
+    )
+    parser.add_argument(
+        "--patience",
+        type=positive,
+        help=f"epochs without improvement (default: {DEFAULTS['patience']})",
     )
     parser.add_argument(
         "--validation",
         type=float,
         metavar="FRACTION",
-        help="the pairs held out for early stopping (default: 0.1)",
+        help=f"the pairs held out for early stopping (default: {DEFAULTS['validation']})",
     )
     parser.add_argument("--device", help="where to train: cpu, cuda, ... (default: cpu)")
-    parser.add_argument("--seed", type=natural, help="(default: 0)")
+    parser.add_argument("--seed", type=natural, help=f"(default: {DEFAULTS['seed']})")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
         "--resume",
@@ -62,14 +70,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     mode.add_argument("--overwrite", action="store_true", help="replace the run")
 
 
+FIT_OPTIONS = ("epochs", "batch_size", "learning_rate", "patience", "validation", "seed")
 DEFAULTS = {
     "flow": "nsf",
-    "epochs": 1000,
-    "batch_size": 256,
-    "learning_rate": 5e-4,
-    "patience": 20,
-    "validation": 0.1,
-    "seed": 0,
+    **{name: inspect.signature(sbikit.fit).parameters[name].default for name in FIT_OPTIONS},
 }
 r"""The training options the command line does not require (those of :func:`sbikit.fit`)."""
 

@@ -28,8 +28,8 @@ def fit(
     data: object,
     *,
     epochs: int = 1000,
-    batch_size: int = 256,
-    learning_rate: float = 5e-4,
+    batch_size: int = 512,
+    learning_rate: float = 1e-3,
     weight_decay: float = 0.0,
     schedule: str | None = "plateau",
     clip_norm: float = 5.0,
@@ -172,6 +172,7 @@ class Training:
             estimator.parameters(),
             lr=settings["learning_rate"],
             weight_decay=settings["weight_decay"],
+            foreach=True,  # one multi-tensor update, also on CPU: the same values, fewer ops
         )
         if settings["schedule"] == "plateau":
             self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -287,7 +288,9 @@ class Training:
             finite = bool(torch.isfinite(loss))
             if finite:
                 loss.backward()
-                norm = torch.nn.utils.clip_grad_norm_(parameters, self.settings["clip_norm"])
+                norm = torch.nn.utils.clip_grad_norm_(
+                    parameters, self.settings["clip_norm"], foreach=True
+                )
                 finite = bool(torch.isfinite(norm))
             if not finite:
                 skipped, consecutive = skipped + 1, consecutive + 1
