@@ -165,10 +165,11 @@ class MaskedAutoregressiveTransform(LazyTransform):
         :math:`x` to their univariate transform and computes only the hidden units their
         parameters depend on. Its weights are gathered at the first call."""
 
-        rows = (features[:, None] * self.total + torch.arange(self.total)).flatten()
-        network = functools.cache(
-            lambda: split_first_layer(self.hyper, c, self.features, rows.to(c.device))
-        )
+        @functools.cache
+        def network() -> Callable[[Tensor], Tensor]:
+            rows = features[:, None] * self.total + torch.arange(self.total)
+            return split_first_layer(self.hyper, c, self.features, rows.flatten().to(c.device))
+
         return lambda x: self.univariates(network()(x))
 
     def univariates(self, phi: Tensor) -> Transform:
