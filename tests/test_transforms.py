@@ -591,6 +591,26 @@ def test_linear_transforms_accept_batched_matrices():
         torch.testing.assert_close(t.inv(y), x, atol=ATOL, rtol=0)
 
 
+def test_inverse_of_an_unbatched_input_takes_the_batch_shape_of_the_parameters():
+    # the ladj of the inverse of y (D,) by a transform with parameters of batch (4,) has
+    # batch (4,), as each parameter set's own inverse gives
+    g = torch.Generator().manual_seed(9)
+    A = randn(g, 4, D, D, grad=False) + 2 * torch.eye(D, dtype=F64)
+    shift, scale = randn(g, 4, D, grad=False), randn(g, 4, D, grad=False)
+    y = randn(g, D, grad=False)
+    cases = [
+        (LULinearTransform, (A,), (4,)),
+        (MonotonicAffineTransform, (shift, scale), (4, D)),
+    ]
+    for kind, parameters, ladj_shape in cases:
+        x, ladj = kind(*parameters).inv.call_and_ladj(y)
+        assert x.shape == (4, D) and ladj.shape == ladj_shape
+        for i in range(4):
+            x_i, ladj_i = kind(*(p[i] for p in parameters)).inv.call_and_ladj(y)
+            torch.testing.assert_close(x[i], x_i, atol=1e-12, rtol=0)
+            torch.testing.assert_close(ladj[i], ladj_i, atol=1e-12, rtol=0)
+
+
 def test_permutation_values():
     order = torch.tensor([3, 1, 0, 2])
     x = torch.arange(8, dtype=F64).reshape(2, 4)

@@ -121,7 +121,10 @@ class MonotonicAffineTransform(Transform):
         return (y - self.shift) * torch.exp(-self.log_scale)
 
     def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
-        return self.log_scale.expand(y.shape)
+        # x and y: one of them may lack the batch shape of the parameters (an inverse of
+        # an unbatched y, for instance), so the ladj takes the shape all three broadcast to
+        shape = torch.broadcast_shapes(x.shape, y.shape, self.log_scale.shape)
+        return self.log_scale.expand(shape)
 
     def call_and_ladj(self, x: Tensor) -> tuple[Tensor, Tensor]:
         y = x * self.log_scale.exp() + self.shift

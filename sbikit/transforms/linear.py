@@ -192,7 +192,8 @@ class LULinearTransform(Transform):
         return torch.linalg.solve_triangular(self.U, z, upper=True).squeeze(-1)
 
     def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
-        return self.log_abs_diag.expand(y.shape[:-1])
+        batch = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1], self.log_abs_diag.shape)
+        return self.log_abs_diag.expand(batch)
 
     def call_and_ladj(self, x: Tensor) -> tuple[Tensor, Tensor]:
         y = self._call(x)
