@@ -17,7 +17,10 @@ against 10,000 approximate samples, mean over the ten observations (0.5 is perfe
 
 Results go to ``--json`` (every figure, the settings and the machine) and ``--markdown``
 (the table). MCMC reference posteriors (slcp, bernoulli_glm, sir, lotka_volterra, ...)
-take minutes per observation the first time and are cached in ``--cache-dir``.
+take minutes per observation the first time and are cached in ``--cache-dir``; with
+``--published-references WHEEL`` the C2ST is computed against the published reference
+draws instead, read from the wheel of the published benchmark (see ``published.py``), and
+no MCMC runs.
 
 This is a benchmark, not a test: nothing is asserted.
 
@@ -39,6 +42,7 @@ from pathlib import Path
 
 import torch
 from machine import machine_info, machine_line, write_results  # benchmarks/machine.py
+from published import PublishedReferences  # benchmarks/published.py
 
 import sbikit
 import simulators
@@ -72,7 +76,25 @@ NUM_SAMPLES = 10_000
 r"""Posterior and reference draws per observation, as in the published protocol."""
 
 
-def run_one(task, budget: int, args: argparse.Namespace, workdir: Path) -> dict:
+def reference_samples(
+    task, k: int, args: argparse.Namespace, published: PublishedReferences | None
+) -> torch.Tensor:
+    r"""The reference draws of observation ``k``: the ``published`` ones when given, else
+    the task's own (MCMC ones cached in ``--cache-dir``)."""
+
+    if published is None:
+        return task.reference_samples(k, NUM_SAMPLES, cache_dir=args.cache_dir)
+    published.check_observation(task.name, k)
+    return published.samples(task.name, k)
+
+
+def run_one(
+    task,
+    budget: int,
+    args: argparse.Namespace,
+    workdir: Path,
+    published: PublishedReferences | None = None,
+) -> dict:
     r"""Simulates, trains, samples and checks one task at one budget; returns the figures."""
 
     path = workdir / f"{task.name}-{budget}.h5"
@@ -90,7 +112,7 @@ def run_one(task, budget: int, args: argparse.Namespace, workdir: Path) -> dict:
     with torch.no_grad():
         for k in args.observations:
             samples = posterior(task.observation(k)).sample((NUM_SAMPLES,))
-            reference = task.reference_samples(k, NUM_SAMPLES, cache_dir=args.cache_dir)
+            reference = reference_samples(task, k, args, published)
             scores.append(c2st(reference, samples, seed=args.seed))
 
     generator = torch.Generator().manual_seed(args.seed + 1)
@@ -153,6 +175,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help=f"{QUICK}")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", default=None, help="where reference samples are cached")
+    parser.add_argument(
+        "--published-references",
+        metavar="WHEEL",
+        help="compare with the published reference draws in this sbibm wheel (see published.py)",
+    )
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--progress", action="store_true", help="show the training bars")
     parser.add_argument("--json", help="write every figure to this file")
@@ -163,6 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             setattr(args, key, value)
     if args.threads:
         torch.set_num_threads(args.threads)
+    published = args.published_references and PublishedReferences(args.published_references)
 
     info = machine_info() | {"date": datetime.date.today().isoformat()}
     print(machine_line(info), flush=True)
@@ -172,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in args.tasks:
             task = simulators.get(name)
             for budget in args.budgets:
-                figures = run_one(task, budget, args, Path(workdir))
+                figures = run_one(task, budget, args, Path(workdir), published)
                 results.setdefault(name, {})[budget] = figures
                 print(
                     f"{name:>24} {budget:>7,}: C2ST {figures['c2st']:.3f} (published "
