@@ -78,8 +78,9 @@ class PublishedReferences:
 
     def samples(self, task: str, k: int) -> Tensor:
         r"""The published reference draws of observation ``k``, float32 of shape
-        ``(10000, theta_dim)``."""
+        ``(10000, theta_dim)``; raises if the task's observation is not the published one."""
 
+        self.check_observation(task, k)
         draws = self.read(task, k, "reference_posterior_samples.csv.bz2")
         return torch.from_numpy(draws).to(torch.float32)
 
@@ -100,7 +101,6 @@ class PublishedReferences:
 def compare(refs: PublishedReferences, task: str, k: int, cache_dir: str | None) -> float:
     r"""The C2ST between the task's own reference draws and the published ones."""
 
-    refs.check_observation(task, k)
     theirs = refs.samples(task, k)
     ours = simulators.get(task).reference_samples(k, len(theirs), cache_dir)
     return c2st(theirs, ours)
