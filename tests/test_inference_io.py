@@ -65,7 +65,7 @@ def test_a_joint_prior_round_trips(tmp_path):
 def test_the_config_describes_the_model(tmp_path):
     posterior = trained()
     config = json.loads((sbikit.save(posterior, tmp_path / "p") / "config.json").read_text())
-    assert config["format"] == "sbikit-estimator" and config["format_version"] == 1
+    assert config["format"] == "sbikit-estimator" and config["format_version"] == 2
     architecture = config["architecture"]
     assert architecture["flow"] == {
         "name": "NSF",

@@ -22,6 +22,7 @@ from sbikit.transforms import (
     PermutationTransform,
     RotationTransform,
     SignedPowerTransform,
+    SoftBoxTransform,
     SoftclipTransform,
     Transform,
     call_and_ladj,
@@ -137,6 +138,16 @@ def case_softclip(g, shape):
 
 def case_softclip_inverse(g, shape):
     return SoftclipTransform(2.0).inv, uniform(g, (*shape, D), -1.9, 1.9), []
+
+
+def case_soft_box(g, shape):
+    lower = uniform(g, (D,), -3.0, -1.0)
+    upper = lower + uniform(g, (D,), 0.5, 4.0)
+    return SoftBoxTransform(lower, upper, 4.0), randn(g, *shape, D, scale=2.0, grad=False), []
+
+
+def case_soft_box_inverse(g, shape):
+    return SoftBoxTransform(-1.0, 2.0).inv, uniform(g, (*shape, D), -0.99, 1.99), []
 
 
 def case_circular_shift(g, shape):
@@ -260,6 +271,8 @@ ELEMENTWISE_INCREASING = [
     "monotonic_affine",
     "softclip",
     "softclip_inverse",
+    "soft_box",
+    "soft_box_inverse",
     "signed_power",
     "rqs",
     "rqs_inverse",

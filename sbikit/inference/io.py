@@ -33,7 +33,7 @@ from .support import Unconstrain
 __all__ = ["load", "save"]
 
 FORMAT = "sbikit-estimator"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: intervals unconstrained by SoftBoxTransform (1: the logistic sigmoid)
 CONFIG, WEIGHTS = "config.json", "weights.pt"
 
 

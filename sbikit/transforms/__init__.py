@@ -45,6 +45,7 @@ from .elementwise import (
     CircularShiftTransform,
     MonotonicAffineTransform,
     SignedPowerTransform,
+    SoftBoxTransform,
     SoftclipTransform,
 )
 from .gaussianization import GaussianizationTransform
@@ -86,6 +87,7 @@ __all__ = [
     "SOSPolynomialTransform",
     "SigmoidTransform",
     "SignedPowerTransform",
+    "SoftBoxTransform",
     "SoftclipTransform",
     "SoftmaxTransform",
     "SoftplusTransform",
