@@ -149,6 +149,11 @@ def test_unsupported_support_is_rejected():
         NPE(2, 2, prior=constraints.simplex)
 
 
+def test_empty_interval_is_rejected_once_at_construction():
+    with pytest.raises(ValueError, match="lower < upper"):
+        NPE(2, 2, prior=constraints.interval(torch.zeros(2), torch.tensor([1.0, 0.0])))
+
+
 def test_real_prior_has_no_bijection():
     posterior = NPE(2, 2, prior=DiagNormal(torch.zeros(2), torch.ones(2)), **TINY)
     assert posterior.unconstrain is None and posterior.config["support"] is None

@@ -753,6 +753,8 @@ def test_bad_argument_types_raise_type_error(build):
         lambda: MonotonicAffineTransform(0.0, 0.0, slope=1.5),
         lambda: MonotonicAffineTransform(0.0, 0.0, slope=0.0),
         lambda: SoftclipTransform(-1.0),
+        lambda: SoftBoxTransform(torch.tensor([0.0, 1.0]), torch.tensor([1.0, 1.0])),
+        lambda: SoftBoxTransform(0.0, 1.0, sharpness=0.0),
         lambda: CircularShiftTransform(0.0),
         lambda: SignedPowerTransform(torch.tensor([1.0, -0.5])),
         lambda: MonotonicRQSTransform(torch.zeros(K), torch.zeros(K + 1), torch.zeros(K - 1)),

@@ -86,10 +86,20 @@ def describe_support(support: object) -> dict | None:
         )
     if kind == "real":
         return None
+    lower, upper = (getattr(constraint, name, None) for name in ("lower_bound", "upper_bound"))
+    if (
+        lower is not None
+        and upper is not None
+        and not bool((torch.as_tensor(lower) < torch.as_tensor(upper)).all())
+    ):
+        raise ValueError(
+            f"NPE expects an interval support with lower < upper, but received lower {lower} "
+            f"and upper {upper}. Check the bounds of the prior."
+        )
     return {
         "kind": kind,
-        "lower": bound(getattr(constraint, "lower_bound", None)),
-        "upper": bound(getattr(constraint, "upper_bound", None)),
+        "lower": bound(lower),
+        "upper": bound(upper),
         "reinterpreted": reinterpreted,
     }
 
@@ -160,7 +170,8 @@ def bijection(support: constraints.Constraint) -> torch.distributions.Transform:
             [bijection(block) for block in support.cseq], support.dim, support.lengths
         )
     if isinstance(support, constraints._Interval | constraints._HalfOpenInterval):
-        return SoftBoxTransform(support.lower_bound, support.upper_bound)
+        # describe_support has checked the bounds: no check (a device sync) per posterior
+        return SoftBoxTransform(support.lower_bound, support.upper_bound, validate=False)
     return biject_to(support)
 
 

@@ -206,6 +206,9 @@ class SoftBoxTransform(Transform):
             number.
         upper: The upper bound :math:`b > a`, likewise.
         sharpness: The sharpness :math:`k > 0`.
+        validate: Whether to check that ``upper > lower``, which reads the bounds' values
+            (a synchronisation on a GPU): callers that build the transform often from
+            bounds checked once pass ``False``.
 
     Example:
         >>> t = SoftBoxTransform(-1.0, 1.0)
@@ -219,13 +222,20 @@ class SoftBoxTransform(Transform):
     bijective = True
     sign = +1
 
-    def __init__(self, lower: Tensor | float, upper: Tensor | float, sharpness: float = 8.0):
+    def __init__(
+        self,
+        lower: Tensor | float,
+        upper: Tensor | float,
+        sharpness: float = 8.0,
+        *,
+        validate: bool = True,
+    ):
         super().__init__()
         owner = type(self).__name__
         self.lower = as_parameter(lower, f"{owner}'s lower")
         self.upper = as_parameter(upper, f"{owner}'s upper")
         check_compatible(lower=self.lower, upper=self.upper)
-        if not bool((self.upper > self.lower).all()):
+        if validate and not bool((self.upper > self.lower).all()):
             raise ValueError(
                 f"{owner} expects upper > lower everywhere, but received lower {self.lower} "
                 f"and upper {self.upper}."
