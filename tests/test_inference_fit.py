@@ -169,6 +169,10 @@ def test_a_checkpoint_of_another_training_is_refused(tmp_path):
         sbikit.fit(make_npe(), data, checkpoint=checkpoint, **{**FAST, "batch_size": 32})
     with pytest.raises(ValueError, match="another training"):
         sbikit.fit(make_npe(hidden_features=(8,)), data, checkpoint=checkpoint, **FAST)
+    state = torch.load(checkpoint, weights_only=True)
+    torch.save({**state, "checkpoint_version": 1}, checkpoint)  # the sigmoid's: refused
+    with pytest.raises(ValueError, match=r"version 2 .* holds 1"):
+        sbikit.fit(make_npe(), data, checkpoint=checkpoint, **FAST)
     checkpoint.write_bytes(checkpoint.read_bytes()[:100])
     with pytest.raises(ValueError, match="corrupted or truncated"):
         sbikit.fit(make_npe(), data, checkpoint=checkpoint, **FAST)
