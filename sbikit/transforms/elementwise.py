@@ -254,11 +254,11 @@ class SoftBoxTransform(Transform):
         r"""Returns :math:`h_k(u)`, clamped into :math:`[\epsilon_{\min}, 1 - \epsilon]` of
         the dtype so that :math:`f(u)` stays off the upper bound."""
 
-        k, softplus = self.sharpness, torch.nn.functional.softplus
-        lower_half = (softplus(k * (u + 1)) - softplus(k * (u - 1))) / (2 * k)
-        upper_half = (softplus(k * (1 - u)) - softplus(-k * (u + 1))) / (2 * k)  # 1 - h(u)
+        # h(u) + h(-u) = 1: the share of the nearer bound, h(-|u|), is small and exact
+        k, softplus, v = self.sharpness, torch.nn.functional.softplus, -u.abs()
+        nearer = (softplus(k * (v + 1)) - softplus(k * (v - 1))) / (2 * k)
         info = torch.finfo(u.dtype)
-        return torch.where(u <= 0, lower_half, 1 - upper_half).clamp(info.tiny, 1 - info.eps)
+        return torch.where(u <= 0, nearer, 1 - nearer).clamp(info.tiny, 1 - info.eps)
 
     def bounds(self, like: Tensor) -> tuple[Tensor, Tensor]:
         r"""Returns the lower bound and the width of the interval, in the dtype of ``like``
