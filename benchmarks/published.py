@@ -116,7 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cache-dir", help="where the MCMC references are cached")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads or torch.get_num_threads())
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(machine_line(machine_info()), flush=True)
     refs = PublishedReferences(args.wheel)
     for task in args.tasks:
