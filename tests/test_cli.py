@@ -198,13 +198,14 @@ def test_resume_more_and_merge(tmp_path, capsys):
 
 def test_train_resume(trained, tmp_path, capsys):
     run = tmp_path / "run"
-    assert cli("train", trained.train, "-o", run, *TINY) == 0
+    assert cli("train", trained.train, "-o", run, *TINY, "--reductions", "2") == 0
     line = error_line(capsys, "train", trained.train, "-o", tmp_path / "other", "--resume")
     assert "cannot resume" in line
     # the architecture and settings come from the checkpoint; a larger --epochs trains on
     code, out, _ = invoke(capsys, "train", trained.train, "-o", run, "--resume", "--epochs", 5)
     assert code == 0 and "of 5" in out
     assert sbikit.load(run).config["flow"]["options"]["transforms"] == 1
+    assert sbikit.load(run).history["settings"]["reductions"] == 2
 
 
 def test_error_messages(trained, tmp_path, capsys):

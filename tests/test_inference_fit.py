@@ -126,6 +126,23 @@ def test_learning_rate_schedules():
     assert constant["learning_rate"] == [1e-3] * 3
 
 
+def test_a_plateau_after_the_last_reduction_stops_the_training():
+    theta, x = make_pairs(200)
+    x = torch.randn_like(x)  # nothing to learn: plateau after plateau
+    options = {"epochs": 300, "patience": 40, "learning_rate": 1e-2, "progress": False}
+    limited = sbikit.fit(make_npe(), (theta, x), reductions=2, **options)
+    assert limited["stopped"] == "plateau"
+    assert sorted(set(limited["learning_rate"]), reverse=True) == [1e-2, 5e-3, 2.5e-3]
+    assert len(limited["epoch"]) < limited["best_epoch"] + 40  # before early stopping
+    assert limited["best_validation_loss"] == min(limited["validation_loss"])
+    unlimited = sbikit.fit(make_npe(), (theta, x), reductions=None, **options)
+    assert unlimited["stopped"] == "early_stopping"
+    assert len(unlimited["epoch"]) == unlimited["best_epoch"] + 40
+    assert min(unlimited["learning_rate"]) < 2.5e-3
+    shared = len(limited["epoch"])  # the rule only stops: the same epochs until then
+    assert unlimited["validation_loss"][:shared] == limited["validation_loss"]
+
+
 def test_resumed_training_equals_an_uninterrupted_one(tmp_path):
     data = make_pairs()
     whole = make_npe()
@@ -170,8 +187,8 @@ def test_a_checkpoint_of_another_training_is_refused(tmp_path):
     with pytest.raises(ValueError, match="another training"):
         sbikit.fit(make_npe(hidden_features=(8,)), data, checkpoint=checkpoint, **FAST)
     state = torch.load(checkpoint, weights_only=True)
-    torch.save({**state, "checkpoint_version": 1}, checkpoint)  # the sigmoid's: refused
-    with pytest.raises(ValueError, match=r"version 2 .* holds 1"):
+    torch.save({**state, "checkpoint_version": 2}, checkpoint)  # without reductions: refused
+    with pytest.raises(ValueError, match=r"version 3 .* holds 2"):
         sbikit.fit(make_npe(), data, checkpoint=checkpoint, **FAST)
     checkpoint.write_bytes(checkpoint.read_bytes()[:100])
     with pytest.raises(ValueError, match="corrupted or truncated"):
@@ -241,6 +258,7 @@ def test_a_file_of_another_dimension_is_rejected(data_file):
         ({"validation": 1.0}, "validation"),
         ({"learning_rate": -1.0}, "learning_rate"),
         ({"schedule": "linear"}, "schedule"),
+        ({"reductions": -1}, "reductions"),
         ({"weight_decay": -0.5}, "weight_decay"),
     ],
 )

@@ -53,6 +53,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=f"epochs without improvement (default: {DEFAULTS['patience']})",
     )
     parser.add_argument(
+        "--reductions",
+        type=natural,
+        help="halvings of the learning rate on plateaus; the next plateau stops the training "
+        f"(default: {DEFAULTS['reductions']})",
+    )
+    parser.add_argument(
         "--validation",
         type=float,
         metavar="FRACTION",
@@ -70,7 +76,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     mode.add_argument("--overwrite", action="store_true", help="replace the run")
 
 
-FIT_OPTIONS = ("epochs", "batch_size", "learning_rate", "patience", "validation", "seed")
+FIT_OPTIONS = (
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "patience",
+    "reductions",
+    "validation",
+    "seed",
+)
 DEFAULTS = {
     "flow": "nsf",
     **{name: inspect.signature(sbikit.fit).parameters[name].default for name in FIT_OPTIONS},

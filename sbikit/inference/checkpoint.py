@@ -13,7 +13,9 @@ from .npe import NPE
 
 __all__ = ["read_checkpoint", "write_checkpoint"]
 
-CHECKPOINT_VERSION = 2  # 2: intervals unconstrained by SoftBoxTransform (1: the logistic sigmoid)
+CHECKPOINT_VERSION = 3
+# 3: the settings hold ``reductions``; 2: intervals unconstrained by SoftBoxTransform
+# (1: the logistic sigmoid)
 
 
 def write_checkpoint(path: str | Path, state: dict) -> None:

@@ -35,6 +35,7 @@ def fit(
     clip_norm: float = 5.0,
     validation: float = 0.1,
     patience: int = 20,
+    reductions: int | None = 5,
     max_nonfinite: int = 10,
     seed: int = 0,
     device: str | torch.device | None = None,
@@ -48,7 +49,8 @@ def fit(
     The loss is :math:`-\frac{1}{N} \sum_i \log q(\theta_i \mid x_i)` on batches of the
     training split, minimised by AdamW with gradient clipping and a learning-rate schedule.
     After each epoch the loss on the validation split decides early stopping: training
-    stops after ``patience`` epochs without improvement and the weights of the best epoch
+    stops after ``patience`` epochs without improvement, or on a plateau after the
+    learning rate has been halved ``reductions`` times, and the weights of the best epoch
     are restored. The standardisation of :math:`\theta` (in the prior's unconstrained
     space) and of :math:`x` is computed from the training split before the first epoch.
 
@@ -73,6 +75,11 @@ def fit(
         clip_norm: The maximum norm of the gradient.
         validation: The fraction of the data held out for validation, in (0, 1).
         patience: The number of epochs without improvement before stopping.
+        reductions: With ``schedule="plateau"``, the number of times the learning rate is
+            halved: the next plateau stops the training (``None``: no limit, only
+            ``patience`` stops it). By then the learning rate is
+            :math:`2^{-\text{reductions}}` of its initial value and further epochs change
+            the validation loss by little.
         max_nonfinite: The number of consecutive non-finite batches that stops training.
         seed: The seed of the split and of the batches' order.
         device: Where to train (``"cpu"``, ``"cuda"``, ...); the estimator is moved there.
@@ -87,7 +94,8 @@ def fit(
         The history, also stored as ``estimator.history``: per epoch ``epoch``,
         ``train_loss``, ``validation_loss``, ``learning_rate``, ``time`` (seconds) and
         ``skipped`` (non-finite batches); and ``best_epoch``, ``best_validation_loss``,
-        ``stopped`` (``"early_stopping"``, ``"epochs"`` or ``"non-finite"``),
+        ``stopped`` (``"early_stopping"``, ``"plateau"`` after the last reduction,
+        ``"epochs"`` or ``"non-finite"``),
         ``train_rows``, ``validation_rows`` and ``settings``.
 
     Example:
@@ -110,6 +118,7 @@ def fit(
         clip_norm=clip_norm,
         validation=validation,
         patience=patience,
+        reductions=reductions,
         max_nonfinite=max_nonfinite,
         seed=seed,
     )
@@ -141,6 +150,8 @@ def check_settings(**settings: object) -> dict:
     for name in ("epochs", "batch_size", "patience", "max_nonfinite"):
         check_count(settings[name], name, "fit")
     check_count(settings["seed"], "seed", "fit", minimum=0)
+    if settings["reductions"] is not None:
+        check_count(settings["reductions"], "reductions", "fit", minimum=0)
     check_number(settings["learning_rate"], "learning_rate", "fit", 0.0)
     check_number(settings["clip_norm"], "clip_norm", "fit", 0.0)
     check_number(settings["validation"], "validation", "fit", 0.0, 1.0)
@@ -232,6 +243,7 @@ class Training:
         r"""Runs the remaining epochs and returns the history."""
 
         history, estimator = self.history, self.estimator
+        reductions = self.settings["reductions"] if self.settings["schedule"] == "plateau" else None
         start = len(history["epoch"])
         if history["stopped"] in ("early_stopping", "non-finite"):
             return self.finish()  # a finished training, resumed from its checkpoint
@@ -265,6 +277,8 @@ class Training:
                 history["stopped"] = "non-finite"
             elif self.bad_epochs >= self.settings["patience"]:
                 history["stopped"] = "early_stopping"
+            elif reductions is not None and self.halvings() > reductions:
+                history["stopped"] = "plateau"
             elif epoch + 1 == self.settings["epochs"]:
                 history["stopped"] = "epochs"
             history["time"].append(time.perf_counter() - started)
@@ -309,6 +323,12 @@ class Training:
             self.scheduler.step(valid_loss)
         elif self.scheduler is not None:
             self.scheduler.step()
+
+    def halvings(self) -> int:
+        r"""The number of times the plateau schedule has halved the learning rate."""
+
+        ratio = self.settings["learning_rate"] / self.optimizer.param_groups[0]["lr"]
+        return round(math.log2(ratio))
 
     def write(self) -> None:
         r"""Writes the checkpoint of the training."""
