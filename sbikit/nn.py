@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._validation import check_tensor, describe
+from ._validation import broadcast_shapes, check_tensor, describe
 
 __all__ = [
     "MLP",
@@ -465,7 +465,7 @@ def join_context(x: Tensor, c: Tensor) -> Tensor:
     r"""The concatenation :math:`[x, c]` over the broadcast batch shape of ``x`` (*, D) and
     ``c`` (*, C)."""
 
-    batch = torch.broadcast_shapes(x.shape[:-1], c.shape[:-1])
+    batch = broadcast_shapes(x.shape[:-1], c.shape[:-1])
     return torch.cat((x.expand(*batch, -1), c.expand(*batch, -1)), dim=-1)
 
 
@@ -499,7 +499,7 @@ def split_first_layer(
         else:
             h = F.linear(x, weight_x)
             # in place where the shapes allow it: one (*, H) buffer fewer
-            grows = h.shape != torch.broadcast_shapes(h.shape, shift.shape)
+            grows = h.shape != broadcast_shapes(h.shape, shift.shape)
             h = h + shift if grows else h.add_(shift)
         for layer in layers:
             h = layer(h)

@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from ._validation import broadcast_shapes
 from .numerics import bisection, gauss_legendre, odeint
 
 __all__ = ["Partial", "bisection", "broadcast", "gauss_legendre", "odeint", "unpack"]
@@ -39,7 +40,7 @@ def broadcast(*tensors: Tensor, ignore: int | Sequence[int] = 0) -> list[Tensor]
     if isinstance(ignore, int):
         ignore = [ignore] * len(tensors)
     dims = [t.dim() - i for t, i in zip(tensors, ignore, strict=True)]
-    common = torch.broadcast_shapes(*(t.shape[:d] for t, d in zip(tensors, dims, strict=True)))
+    common = broadcast_shapes(*(t.shape[:d] for t, d in zip(tensors, dims, strict=True)))
     return [torch.broadcast_to(t, common + t.shape[d:]) for t, d in zip(tensors, dims, strict=True)]
 
 

@@ -13,6 +13,7 @@ import sbikit
 import simulators
 from sbikit.data import SimulationDataset, simulate
 from sbikit.inference import NPE
+from sbikit.inference.fit import adamw
 
 TINY = {"transforms": 1, "hidden_features": (16,)}
 FAST = {"epochs": 3, "batch_size": 64, "progress": False}
@@ -141,6 +142,25 @@ def test_a_plateau_after_the_last_reduction_stops_the_training():
     assert min(unlimited["learning_rate"]) < 2.5e-3
     shared = len(limited["epoch"])  # the rule only stops: the same epochs until then
     assert unlimited["validation_loss"][:shared] == limited["validation_loss"]
+
+
+def test_adamw_is_fused_where_a_kernel_exists_and_updates_as_the_multi_tensor_one():
+    meta = adamw([torch.zeros(2, device="meta", requires_grad=True)], 0.1, 0.0)
+    assert meta.defaults["foreach"] and not meta.defaults["fused"]  # no fused kernel there
+    steps = []
+    for fused in (True, False):
+        weights = torch.linspace(-1, 1, 6).requires_grad_()
+        optimizer = adamw([weights], 1e-2, 0.1)
+        if not fused:
+            optimizer = torch.optim.AdamW([weights], lr=1e-2, weight_decay=0.1, foreach=True)
+        assert bool(optimizer.defaults["fused"]) is fused
+        for _ in range(3):
+            optimizer.zero_grad()
+            (weights**3).sum().backward()
+            optimizer.step()
+        steps.append(weights.detach())
+    assert torch.allclose(steps[0], steps[1], atol=1e-6)
+    assert not torch.allclose(steps[0], torch.linspace(-1, 1, 6))  # it did update
 
 
 def test_resumed_training_equals_an_uninterrupted_one(tmp_path):

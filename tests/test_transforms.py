@@ -6,6 +6,7 @@ import torch.nn as nn
 from torch.autograd.functional import jacobian
 from torch.distributions import AffineTransform, ExpTransform
 
+from sbikit._validation import broadcast_shapes
 from sbikit.transforms import (
     AdditiveTransform,
     AutoregressiveTransform,
@@ -788,3 +789,19 @@ def test_bad_inputs_raise_clear_errors():
     t, _ = coupling(g, spline=False)
     with pytest.raises(ValueError, match=r"\(\*, 3\)"):
         t(torch.zeros(5, 2, dtype=F64))
+
+
+@pytest.mark.parametrize(
+    "shapes",
+    [(), ((),), ((3, 1), (4,)), ((2, 1, 5), (1, 3, 1), ()), ((0,), (1,)), ((1, 1), (1,))],
+)
+def test_broadcast_shapes_agrees_with_torch(shapes):
+    assert broadcast_shapes(*shapes) == torch.broadcast_shapes(*shapes)
+
+
+@pytest.mark.parametrize("shapes", [((3,), (4,)), ((2, 3), (3, 2)), ((0,), (2,))])
+def test_broadcast_shapes_rejects_what_torch_rejects(shapes):
+    with pytest.raises(RuntimeError):
+        torch.broadcast_shapes(*shapes)
+    with pytest.raises(RuntimeError, match="cannot be broadcast"):
+        broadcast_shapes(*shapes)

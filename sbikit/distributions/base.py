@@ -9,7 +9,7 @@ from torch import Tensor
 from torch.distributions import Distribution
 from torch.distributions import Independent as TorchIndependent
 
-from .._validation import check_like, check_tensor, check_trailing_shape
+from .._validation import broadcast_shapes, check_like, check_tensor, check_trailing_shape
 
 __all__ = ["DistributionMixin", "Independent"]
 
@@ -89,7 +89,7 @@ class DistributionMixin:
         check_trailing_shape(value, self.event_shape, name, owner)
         shape = self.batch_shape + self.event_shape
         try:
-            torch.broadcast_shapes(value.shape, shape)
+            broadcast_shapes(value.shape, shape)
         except RuntimeError:
             raise ValueError(
                 f"{owner} expects {name} whose shape broadcasts with its batch and event shape "

@@ -10,7 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._validation import as_parameter, check_like, check_tensor, describe
+from .._validation import as_parameter, broadcast_shapes, check_like, check_tensor, describe
 
 __all__ = ["GaussianDistribution"]
 
@@ -93,7 +93,7 @@ class GaussianDistribution(nn.Module):
         ]:
             value = as_parameter(value, name).detach().to(dtype=dtype, device=device)
             try:
-                broadcastable = torch.broadcast_shapes(value.shape, self.shape) == self.shape
+                broadcastable = broadcast_shapes(value.shape, self.shape) == self.shape
             except RuntimeError:
                 broadcastable = False
             if not broadcastable:

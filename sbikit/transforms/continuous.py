@@ -9,7 +9,14 @@ import torch.nn as nn
 from torch import Tensor
 from torch.distributions import constraints
 
-from .._validation import check_count, check_input, check_number, check_tensor, describe
+from .._validation import (
+    broadcast_shapes,
+    check_count,
+    check_input,
+    check_number,
+    check_tensor,
+    describe,
+)
 from ..numerics.ode import odeint
 from .base import Transform
 
@@ -181,7 +188,7 @@ class FreeFormJacobianTransform(Transform):
             dx = self.f(time, x)
         shape = dx.shape if isinstance(dx, Tensor) else None
         try:
-            valid = shape is not None and torch.broadcast_shapes(shape, x.shape) == shape
+            valid = shape is not None and broadcast_shapes(shape, x.shape) == shape
         except RuntimeError:
             valid = False
         if not valid or shape[-1:] != x.shape[-1:]:

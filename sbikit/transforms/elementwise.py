@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 from torch.distributions import constraints
 
-from .._validation import as_parameter, check_compatible, check_number
+from .._validation import as_parameter, broadcast_shapes, check_compatible, check_number
 from .base import Transform
 
 __all__ = [
@@ -124,7 +124,7 @@ class MonotonicAffineTransform(Transform):
     def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
         # x and y: one of them may lack the batch shape of the parameters (an inverse of
         # an unbatched y, for instance), so the ladj takes the shape all three broadcast to
-        shape = torch.broadcast_shapes(x.shape, y.shape, self.log_scale.shape)
+        shape = broadcast_shapes(x.shape, y.shape, self.log_scale.shape)
         return self.log_scale.expand(shape)
 
     def call_and_ladj(self, x: Tensor) -> tuple[Tensor, Tensor]:

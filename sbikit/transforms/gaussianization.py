@@ -8,7 +8,13 @@ import torch
 from torch import Tensor
 from torch.distributions import constraints
 
-from .._validation import broadcast_batch, check_compatible, check_float_tensor, check_input
+from .._validation import (
+    broadcast_batch,
+    broadcast_shapes,
+    check_compatible,
+    check_float_tensor,
+    check_input,
+)
 from ..numerics.roots import bisection
 from .base import Transform
 
@@ -167,16 +173,16 @@ class GaussianizationTransform(Transform):
         return f"{type(self).__name__}(components={self.components})"
 
     def forward_shape(self, shape: torch.Size) -> torch.Size:
-        return torch.broadcast_shapes(shape, self.batch_shape)
+        return broadcast_shapes(shape, self.batch_shape)
 
     def inverse_shape(self, shape: torch.Size) -> torch.Size:
-        return torch.broadcast_shapes(shape, self.batch_shape)
+        return broadcast_shapes(shape, self.batch_shape)
 
     def _check(self, x: object) -> Tensor:
         owner = type(self).__name__
         x = check_input(x, self.shift, owner)
         try:
-            shape = torch.broadcast_shapes(x.shape, self.batch_shape)
+            shape = broadcast_shapes(x.shape, self.batch_shape)
         except RuntimeError:
             raise ValueError(
                 f"{owner} expects inputs whose shape broadcasts with its parameters' batch "

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 from torch.distributions import constraints
 
-from .._validation import check_float_tensor, check_input, check_tensor, describe
+from .._validation import broadcast_shapes, check_float_tensor, check_input, check_tensor, describe
 from .base import Transform
 
 __all__ = ["LULinearTransform", "PermutationTransform", "RotationTransform"]
@@ -192,7 +192,7 @@ class LULinearTransform(Transform):
         return torch.linalg.solve_triangular(self.U, z, upper=True).squeeze(-1)
 
     def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
-        batch = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1], self.log_abs_diag.shape)
+        batch = broadcast_shapes(x.shape[:-1], y.shape[:-1], self.log_abs_diag.shape)
         return self.log_abs_diag.expand(batch)
 
     def call_and_ladj(self, x: Tensor) -> tuple[Tensor, Tensor]:

@@ -15,7 +15,14 @@ import torch
 from torch import Tensor
 from torch.distributions import constraints
 
-from .._validation import as_parameter, check_count, check_number, check_tensor, describe
+from .._validation import (
+    as_parameter,
+    broadcast_shapes,
+    check_count,
+    check_number,
+    check_tensor,
+    describe,
+)
 from ..numerics.quadrature import gauss_legendre
 from ..numerics.roots import bisection
 from .base import Transform
@@ -239,7 +246,7 @@ class UnconstrainedMonotonicTransform(MonotonicTransform):
         return self._bisect(self.integral, y - self.constant)
 
     def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
-        return torch.log(self.g(x)).expand(torch.broadcast_shapes(x.shape, y.shape))
+        return torch.log(self.g(x)).expand(broadcast_shapes(x.shape, y.shape))
 
     def call_and_ladj(self, x: Tensor) -> tuple[Tensor, Tensor]:
         y = self._call(x)

@@ -15,6 +15,7 @@ from torch import Tensor
 from .._validation import (
     as_parameter,
     broadcast_batch,
+    broadcast_shapes,
     check_compatible,
     check_float_tensor,
     check_input,
@@ -249,7 +250,7 @@ class BernsteinTransform(MonotonicTransform):
         x = check_input(x, self.beta, type(self).__name__)
         x_c = x.clamp(-self.bound, self.bound)
         p, dp = self.bernstein(x_c)
-        return p + dp * (x - x_c), dp.expand(torch.broadcast_shapes(dp.shape, x.shape))
+        return p + dp * (x - x_c), dp.expand(broadcast_shapes(dp.shape, x.shape))
 
     def _call(self, x: Tensor) -> Tensor:
         return self._evaluate(x)[0]

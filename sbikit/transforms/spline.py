@@ -11,6 +11,7 @@ from torch.distributions import constraints
 
 from .._validation import (
     broadcast_batch,
+    broadcast_shapes,
     check_compatible,
     check_float_tensor,
     check_input,
@@ -136,7 +137,7 @@ class MonotonicRQSTransform(Transform):
         r"""Returns :math:`f(x)` and its ladj, or :math:`f^{-1}(x)` and its ladj."""
 
         x = check_input(x, self.horizontal, type(self).__name__)
-        shape = torch.broadcast_shapes(x.shape, self.batch_shape)
+        shape = broadcast_shapes(x.shape, self.batch_shape)
         x = x.expand(shape)
         knots = (*shape, self.bins + 1)
         horizontal = self.horizontal.expand(knots)

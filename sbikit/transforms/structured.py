@@ -14,7 +14,7 @@ from torch import Tensor
 from torch.distributions import constraints
 from torch.distributions import transforms as torch_transforms
 
-from .._validation import check_input, check_tensor, describe
+from .._validation import broadcast_shapes, check_input, check_tensor, describe
 from .base import Transform, call_and_ladj, sum_rightmost
 
 __all__ = ["AutoregressiveTransform", "CouplingTransform"]
@@ -235,7 +235,7 @@ class CouplingTransform(Transform):
         return x[..., self.index_a], x[..., self.index_b]
 
     def _join(self, x_a: Tensor, x_b: Tensor) -> Tensor:
-        batch = torch.broadcast_shapes(x_a.shape[:-1], x_b.shape[:-1])
+        batch = broadcast_shapes(x_a.shape[:-1], x_b.shape[:-1])
         x_a = x_a.expand(batch + x_a.shape[-1:])
         x_b = x_b.expand(batch + x_b.shape[-1:])
         return torch.cat((x_a, x_b), dim=-1)[..., self.order]
