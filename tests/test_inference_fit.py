@@ -127,12 +127,15 @@ def test_learning_rate_schedules():
     assert constant["learning_rate"] == [1e-3] * 3
 
 
-def test_a_plateau_after_the_last_reduction_stops_the_training():
+def test_a_plateau_after_the_last_reduction_stops_the_training(tmp_path):
     theta, x = make_pairs(200)
     x = torch.randn_like(x)  # nothing to learn: plateau after plateau
     options = {"epochs": 300, "patience": 40, "learning_rate": 1e-2, "progress": False}
-    limited = sbikit.fit(make_npe(), (theta, x), reductions=2, **options)
+    checkpoint = tmp_path / "checkpoint.pt"
+    limited = sbikit.fit(make_npe(), (theta, x), reductions=2, checkpoint=checkpoint, **options)
     assert limited["stopped"] == "plateau"
+    resumed = sbikit.fit(make_npe(), (theta, x), reductions=2, checkpoint=checkpoint, **options)
+    assert resumed["epoch"] == limited["epoch"]  # a finished training: its result, no more
     assert sorted(set(limited["learning_rate"]), reverse=True) == [1e-2, 5e-3, 2.5e-3]
     assert len(limited["epoch"]) < limited["best_epoch"] + 40  # before early stopping
     assert limited["best_validation_loss"] == min(limited["validation_loss"])

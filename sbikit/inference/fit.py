@@ -242,7 +242,7 @@ class Training:
         history, estimator = self.history, self.estimator
         reductions = self.settings["reductions"] if self.settings["schedule"] == "plateau" else None
         start = len(history["epoch"])
-        if history["stopped"] in ("early_stopping", "non-finite"):
+        if history["stopped"] in ("early_stopping", "plateau", "non-finite"):
             return self.finish()  # a finished training, resumed from its checkpoint
         bar = tqdm(
             range(start, self.settings["epochs"]),
