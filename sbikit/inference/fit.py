@@ -240,10 +240,10 @@ class Training:
         r"""Runs the remaining epochs and returns the history."""
 
         history, estimator = self.history, self.estimator
+        if history["stopped"] is not None:  # finished (restore reopens an "epochs" stop)
+            return self.finish()
         reductions = self.settings["reductions"] if self.settings["schedule"] == "plateau" else None
         start = len(history["epoch"])
-        if history["stopped"] in ("early_stopping", "plateau", "non-finite"):
-            return self.finish()  # a finished training, resumed from its checkpoint
         bar = tqdm(
             range(start, self.settings["epochs"]),
             desc="fit",
