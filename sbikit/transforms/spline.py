@@ -28,14 +28,101 @@ def spline_knots(sizes: Tensor, bound: float, slope: float) -> Tensor:
     whose unnormalized sizes are ``sizes``, with shape :math:`(*, K)`.
 
     The sizes are normalized by a softmax and mixed with a uniform share ``slope`` so that
-    every bin spans at least ``slope / K`` of :math:`[-B, B]`. The end knots are exact.
+    every bin spans at least ``slope / K`` of :math:`[-B, B]`. The end knots are exact: the
+    last bin takes what the others leave.
     """
 
     K = sizes.shape[-1]
-    sizes = (1 - slope) * softmax(sizes) + slope / K
-    cumulative = F.pad(torch.cumsum(sizes, dim=-1), (1, 0), value=0.0)
-    cumulative = cumulative / cumulative[..., -1:]
-    return bound * (2 * cumulative - 1)
+    sizes = softmax(sizes) * (2 * bound * (1 - slope)) + 2 * bound * slope / K
+    interior = torch.cumsum(sizes[..., :-1], dim=-1) - bound
+    return F.pad(F.pad(interior, (1, 0), value=-bound), (0, 1), value=bound)
+
+
+def unpack_bins(bins: Tensor) -> tuple[Tensor, ...]:
+    r"""Returns :math:`x_k`, the width, :math:`y_k`, the height, :math:`d_k`,
+    :math:`d_{k+1}` and the slope :math:`s_k` of bins given as :math:`(*, 3, 2)` tensors of
+    their two knots' :math:`x`, :math:`y` and :math:`d`."""
+
+    (x0, x1), (y0, y1), (d0, d1) = (pair.unbind(-1) for pair in bins.unbind(-2))
+    width, height = x1 - x0, y1 - y0
+    return x0, width, y0, height, d0, d1, height / width
+
+
+def bin_terms(z: Tensor, bins: Tensor) -> tuple[Tensor, ...]:
+    r"""Returns those of :func:`unpack_bins`, then :math:`\xi`, :math:`\xi'`, :math:`q`,
+    :math:`n` and :math:`m` (see :class:`RationalQuadraticBins`) at clamped inputs ``z``."""
+
+    x0, width, y0, height, d0, d1, s = unpack_bins(bins)
+    xi = (z - x0) / width
+    xi_1m = xi * (1 - xi)
+    q = s + (d0 + d1 - 2 * s) * xi_1m
+    n = s * xi.square() + d0 * xi_1m
+    m = d1 * xi.square() + 2 * s * xi_1m + d0 * (1 - xi).square()
+    return x0, width, y0, height, d0, d1, s, xi, xi_1m, q, n, m
+
+
+class RationalQuadraticBins(torch.autograd.Function):
+    r"""The forward spline and its ladj at inputs :math:`x`, given each input's bin, with
+    a closed-form backward: one graph node instead of some fifty.
+
+    With :math:`\xi = (z - x_k) / w` for the clamped input :math:`z`, :math:`s` the bin's
+    slope, :math:`c = d_k + d_{k+1} - 2 s`, :math:`\xi' = \xi (1 - \xi)`, the numerator
+    :math:`n = s \xi^2 + d_k \xi'`, the denominator :math:`q = s + c \xi'` and
+    :math:`m = d_{k+1} \xi^2 + 2 s \xi' + d_k (1 - \xi)^2`, the output is
+    :math:`y_k + h n / q` and the ladj :math:`\log m + 2 \log (s / q)`; both are the
+    identity (and 0) where the input is outside the bound.
+
+    Arguments (of ``apply``):
+        x: The inputs, with shape :math:`(*)`.
+        inside: Whether each input is inside :math:`[-B, B]`, with shape :math:`(*)`.
+        z: The inputs clamped into :math:`[-B, B]`, with shape :math:`(*)`; its gradient
+            is given to ``x``.
+        bins: The knots of each input's bin, with shape :math:`(*, 3, 2)`.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: Tensor, inside: Tensor, z: Tensor, bins: Tensor) -> tuple[Tensor, Tensor]:
+        _, _, y0, height, _, _, s, _, _, q, n, m = bin_terms(z, bins)
+        out = y0 + height * n / q
+        ladj = torch.log(m) + 2 * torch.log(s / q)
+        return torch.where(inside, out, x), torch.where(inside, ladj, 0.0)
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple, output: tuple) -> None:
+        _, inside, z, bins = inputs
+        ctx.save_for_backward(inside, z, bins)
+
+    @staticmethod
+    def backward(ctx, grad_y: Tensor, grad_ladj: Tensor) -> tuple[Tensor | None, ...]:
+        inside, z, bins = ctx.saved_tensors
+        _, width, _, height, d0, d1, s, xi, xi_1m, q, n, m = bin_terms(z, bins)
+        xi_2m, c = 1 - 2 * xi, d0 + d1 - 2 * s
+
+        # The output is y_k + h n / q: g_n is the gradient it gives to n, g_q to q.
+        g_y = torch.where(inside, grad_y, 0.0)
+        g_l = torch.where(inside, grad_ladj, 0.0)
+        g_n = g_y * height / q
+        g_q = -g_n * n / q - 2 * g_l / q
+        g_m = g_l / m
+        # n, q and m as functions of xi, s, d_k and d_k+1 (with c through s and the d's)
+        g_xi = (
+            g_n * (2 * s * xi + d0 * xi_2m)
+            + g_q * c * xi_2m
+            + g_m * 2 * (d1 * xi + s * xi_2m - d0 * (1 - xi))
+        )
+        g_s = g_n * xi.square() + g_q * (1 - 2 * xi_1m) + g_m * 2 * xi_1m + 2 * g_l / s
+        g_d0 = g_n * xi_1m + g_q * xi_1m + g_m * (1 - xi).square()
+        g_d1 = g_q * xi_1m + g_m * xi.square()
+        # xi = (z - x_k) / w and s = h / w
+        g_z = g_xi / width
+        g_height = g_y * n / q + g_s / width
+        g_width = -(g_xi * xi + g_s * s) / width
+        grad_bins = torch.stack(
+            (-g_z - g_width, g_width, g_y - g_height, g_height, g_d0, g_d1), dim=-1
+        ).unflatten(-1, (3, 2))
+        return torch.where(inside, g_z, grad_y), None, None, grad_bins
 
 
 class MonotonicRQSTransform(Transform):
@@ -125,10 +212,12 @@ class MonotonicRQSTransform(Transform):
         self.slope = check_number(slope, "slope", owner, 0.0, 1.0)
 
         beta = -math.log(self.slope)
-        derivatives = torch.exp(derivatives / (1 + (derivatives / beta).abs()))
-        self.horizontal = spline_knots(widths, self.bound, self.slope)
-        self.vertical = spline_knots(heights, self.bound, self.slope)
-        self.derivatives = F.pad(derivatives, (1, 1), value=1.0)
+        derivatives = torch.exp(derivatives / (1 + derivatives.abs() / beta))
+        shape = self.batch_shape
+        sizes = torch.stack((widths.expand(*shape, K), heights.expand(*shape, K)), dim=-2)
+        knots = spline_knots(sizes, self.bound, self.slope)
+        derivatives = F.pad(derivatives, (1, 1), value=1.0).unsqueeze(-2).expand(*shape, 1, K + 1)
+        self.knots = torch.cat((knots, derivatives), dim=-2)  # x, y and d of each knot
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(bins={self.bins}, bound={self.bound})"
@@ -136,52 +225,34 @@ class MonotonicRQSTransform(Transform):
     def _spline(self, x: Tensor, inverse: bool) -> tuple[Tensor, Tensor]:
         r"""Returns :math:`f(x)` and its ladj, or :math:`f^{-1}(x)` and its ladj."""
 
-        x = check_input(x, self.horizontal, type(self).__name__)
+        x = check_input(x, self.knots, type(self).__name__)
         shape = broadcast_shapes(x.shape, self.batch_shape)
         x = x.expand(shape)
-        knots = (*shape, self.bins + 1)
-        horizontal = self.horizontal.expand(knots)
-        vertical = self.vertical.expand(knots)
-        derivatives = self.derivatives.expand(knots)
+        knots = self.knots.expand(*shape, 3, self.bins + 1)
 
         # Clamping keeps every computation finite (and its gradient free of NaN) outside.
         inside = (x >= -self.bound) & (x <= self.bound)
         z = x.clamp(-self.bound, self.bound)
-        sorted_knots = vertical if inverse else horizontal
-        k = torch.searchsorted(sorted_knots.contiguous(), z.unsqueeze(-1), right=True) - 1
+        sorted_knots = knots[..., int(inverse), :].contiguous()
+        k = torch.searchsorted(sorted_knots, z.unsqueeze(-1), right=True) - 1
         k = k.clamp(0, self.bins - 1)
-        k = torch.cat((k, k + 1), dim=-1)
+        bins = knots.gather(-1, torch.cat((k, k + 1), dim=-1).unsqueeze(-2).expand(*shape, 3, 2))
+        if not inverse:
+            return RationalQuadraticBins.apply(x, inside, z, bins)
 
-        x0, x1 = horizontal.gather(-1, k).unbind(-1)
-        y0, y1 = vertical.gather(-1, k).unbind(-1)
-        d0, d1 = derivatives.gather(-1, k).unbind(-1)
-        width, height = x1 - x0, y1 - y0
-        s = height / width
+        x0, width, y0, height, d0, d1, s = unpack_bins(bins)
         curvature = d0 + d1 - 2 * s
-
-        if inverse:
-            dy = z - y0
-            a = height * (s - d0) + dy * curvature
-            b = height * d0 - dy * curvature
-            c = -s * dy
-            discriminant = (b.square() - 4 * a * c).clamp(min=0.0)
-            xi = (2 * c / (-b - discriminant.sqrt())).clamp(0.0, 1.0)
-        else:
-            xi = (z - x0) / width
-
+        dy = z - y0
+        a = height * (s - d0) + dy * curvature
+        b = height * d0 - dy * curvature
+        c = -s * dy
+        discriminant = (b.square() - 4 * a * c).clamp(min=0.0)
+        xi = (2 * c / (-b - discriminant.sqrt())).clamp(0.0, 1.0)
         xi_1m = xi * (1 - xi)
-        denominator = s + curvature * xi_1m
-        ladj = (
-            2 * torch.log(s)
-            + torch.log(d1 * xi.square() + 2 * s * xi_1m + d0 * (1 - xi).square())
-            - 2 * torch.log(denominator)
-        )
-        if inverse:
-            out, ladj = x0 + width * xi, -ladj
-        else:
-            out = y0 + height * (s * xi.square() + d0 * xi_1m) / denominator
-
-        return torch.where(inside, out, x), torch.where(inside, ladj, torch.zeros_like(ladj))
+        m = d1 * xi.square() + 2 * s * xi_1m + d0 * (1 - xi).square()
+        ladj = torch.log(m) + 2 * torch.log(s / (s + curvature * xi_1m))
+        out = x0 + width * xi
+        return torch.where(inside, out, x), torch.where(inside, -ladj, 0.0)
 
     def _call(self, x: Tensor) -> Tensor:
         return self._spline(x, inverse=False)[0]
