@@ -3,7 +3,8 @@ r"""Neural posterior estimation on benchmark tasks: sbikit's NPE, side by side w
 For each task (two_moons and slcp by default) and 10^4 simulations it measures
 
     train      the wall time of training with the default settings (until early stopping);
-    sample     posterior(x_o).sample((10000,)) for one observation (the fastest of 5 runs);
+    sample     posterior(x_o).sample((10000,)) for one observation (the fastest of 5 runs,
+               the libraries taking turns once both are trained);
     batch      1000 samples for each of 1000 observations;
     c2st       the C2ST of 10^4 samples against task.reference_samples(k), mean over the
                observations k (0.5 is perfect);
@@ -64,6 +65,20 @@ def timed(f: Callable[[], object]) -> tuple[object, float]:
     start = time.perf_counter()
     result = f()
     return result, time.perf_counter() - start
+
+
+def fastest_alternating(calls: dict[str, Callable[[], object]], runs: int = 5) -> dict[str, float]:
+    r"""Returns the fastest of ``runs`` wall times of each call, after one warm-up call each.
+    The calls take turns, so that a slow spell of the machine (one run of a tenth of a
+    second varies by tens of percent) weighs on every library alike."""
+
+    for call in calls.values():
+        call()
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(runs):
+        for name, call in calls.items():
+            times[name].append(timed(call)[1])
+    return {name: min(seconds) for name, seconds in times.items()}
 
 
 def train_sbikit(task, theta, x, seed, max_epochs=None):
@@ -167,22 +182,27 @@ def measure(
         operations = {
             "train": f"{name}: {training}",
             "epoch": f"{name}: one epoch of that training (mean)",
-            "sample": f"{name}: sample 10^4 for 1 observation (fastest of 5)",
+            "sample": f"{name}: sample 10^4 for 1 observation (fastest of 5, in turns)",
             "batch": f"{name}: sample 1000 for each of {batch_observations} observations",
             "c2st": f"{name}: C2ST against the reference, observations {list(observations)}",
         }
+        trained = {}
         for library, train in libraries.items():
             train = functools.partial(train, task, theta, x, seed, max_epochs)
-            (sample, epochs), seconds = timed(train)
-            x_o = task.observation(1)
-            sample(x_o, 100)  # warm-up
-            # the fastest of 5 runs: one run of a tenth of a second varies by tens of percent
-            single = min(timed(functools.partial(sample, x_o, 10000))[1] for _ in range(5))
+            trained[library] = timed(train)
+        x_o = task.observation(1)
+        singles = fastest_alternating(
+            {
+                library: functools.partial(sample, x_o, 10000)
+                for library, ((sample, _), _) in trained.items()
+            }
+        )
+        for library, ((sample, epochs), seconds) in trained.items():
             _, batched = timed(functools.partial(sample, batch, 1000))
             figures = {
                 "train": {"seconds": seconds, "epochs": epochs, "detail": f"{epochs} epochs"},
                 "epoch": {"seconds": seconds / epochs},
-                "sample": {"seconds": single},
+                "sample": {"seconds": singles[library]},
                 "batch": {"seconds": batched, "observations": batch_observations},
             }
             if observations:
