@@ -23,6 +23,7 @@ Usage::
     python benchmarks/npe.py                         # two_moons and slcp, observations 1..10
     python benchmarks/npe.py --no-sbi --json npe.json
     python benchmarks/npe.py --threads 1             # on a machine shared with other jobs
+    python benchmarks/npe.py --keep-freed-memory     # see sbikit.utils.keep_freed_memory
     python benchmarks/npe.py --tasks two_moons --simulations 2000 --max-epochs 30 \
         --batch-observations 100 --observations 1   # a few minutes
 """
@@ -266,9 +267,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-sbi", action="store_true", help="sbikit only")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--json", help="write the results to this file")
+    parser.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="call sbikit.utils.keep_freed_memory() first (the whole process: both libraries)",
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.keep_freed_memory and not sbikit.utils.keep_freed_memory():
+        print("keep_freed_memory() did nothing here (not glibc, or MALLOC_* set)", flush=True)
 
     info = machine_info(peers=("sbi",))
     print(machine_line(info, peers=("sbi",)), flush=True)

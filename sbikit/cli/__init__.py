@@ -12,13 +12,15 @@ r"""The ``sbikit`` command (also ``python -m sbikit``).
 =============  =================================================================
 
 Errors print one line, ``sbikit: error: ...``, and exit with code 1 (``--debug`` prints the
-traceback); usage errors exit with code 2.
+traceback); usage errors exit with code 2. The command lets its process keep the memory it
+frees (:func:`sbikit.utils.keep_freed_memory`): large batches of draws then reuse it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..utils import keep_freed_memory
 from .errors import CommandError, run
 from .parser import build_parser
 
@@ -42,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         1
     """
 
+    keep_freed_memory()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
