@@ -72,7 +72,7 @@ from sbikit.inference import NPE
 
 try:
     import sbi
-    import sbi.utils
+    from npe import sbi_prior, sbi_trained  # benchmarks/npe.py
     from sbi.diagnostics import run_sbc
     from sbi.inference.posteriors import DirectPosterior
     from sbi.neural_nets import posterior_nn
@@ -137,20 +137,13 @@ def sbi_posterior(task, epochs: int, seed: int) -> DirectPosterior:
     for ``epochs`` epochs (0: untrained)."""
 
     torch.manual_seed(seed)
-    box = getattr(task.prior.support, "base_constraint", None)
-    if hasattr(box, "lower_bound"):
-        prior = sbi.utils.BoxUniform(box.lower_bound, box.upper_bound)
-    else:
-        prior = task.prior
+    prior = sbi_prior(task)
     theta = task.prior.sample((10_000,))
     x = task.simulate(theta)
     builder = posterior_nn(model="nsf", hidden_features=128, num_transforms=5, num_bins=8)
     if not epochs:
         return DirectPosterior(builder(theta, x), prior)
-    inference = sbi.inference.NPE(prior=prior, density_estimator=builder,
-                                  show_progress_bars=False)  # fmt: skip
-    inference.append_simulations(theta, x).train(max_num_epochs=epochs - 1)
-    return inference.build_posterior()
+    return sbi_trained(prior, theta, x, epochs, density_estimator=builder).build_posterior()
 
 
 def time_sbi(posterior, theta, x, draws: int, seed: int) -> dict:

@@ -95,20 +95,36 @@ def train_sbikit(task, theta, x, seed, max_epochs=None):
     return sample, len(history["epoch"])
 
 
-def train_sbi(task, theta, x, seed, max_epochs=None):
-    torch.manual_seed(seed)
-    support = task.prior.support.base_constraint
-    prior = sbi.utils.BoxUniform(support.lower_bound, support.upper_bound)
+def sbi_prior(task):
+    r"""The task's prior for sbi: its BoxUniform for a box, else the prior itself."""
+
+    box = getattr(task.prior.support, "base_constraint", None)
+    if hasattr(box, "lower_bound"):
+        return sbi.utils.BoxUniform(box.lower_bound, box.upper_bound)
+    return task.prior
+
+
+def sbi_trained(prior, theta, x, max_epochs=None, density_estimator="maf"):
+    r"""sbi's NPE trained on the pairs, with sbi's defaults but ``density_estimator`` and
+    at most ``max_epochs`` epochs; its tensorboard logs go to a temporary directory."""
+
     # sbi trains epochs 0 to max_num_epochs, one more than the number it is given
     options = {} if max_epochs is None else {"max_num_epochs": max_epochs - 1}
     with tempfile.TemporaryDirectory() as logs, warnings.catch_warnings():
         warnings.filterwarnings("ignore", "summary_writer is deprecated", FutureWarning)
         warnings.filterwarnings("ignore", "Maximum number of epochs", UserWarning)
         writer = SummaryWriter(logs)  # sbi's tensorboard logs, not in the cwd
-        inference = sbi.inference.NPE(prior=prior, show_progress_bars=False, summary_writer=writer)
+        inference = sbi.inference.NPE(prior=prior, density_estimator=density_estimator,
+                                      show_progress_bars=False, summary_writer=writer)  # fmt: skip
         inference.append_simulations(theta, x)
         inference.train(**options)
         writer.close()
+    return inference
+
+
+def train_sbi(task, theta, x, seed, max_epochs=None):
+    torch.manual_seed(seed)
+    inference = sbi_trained(sbi_prior(task), theta, x, max_epochs)
     posterior = inference.build_posterior()
     epochs = inference._summary["epochs_trained"][-1]
 
