@@ -51,6 +51,7 @@ Usage::
     python benchmarks/diagnostics.py --dims 2 --no-sbi
     python benchmarks/diagnostics.py --pairs 500 --draws 500 --epochs 5 --json diag.json
     python benchmarks/diagnostics.py --quick                # N = L = 200, under a minute
+    python benchmarks/diagnostics.py --keep-freed-memory    # see sbikit.utils.keep_freed_memory
 """
 
 from __future__ import annotations
@@ -63,7 +64,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from machine import machine_info, machine_line, write_results  # benchmarks/machine.py
+from machine import (  # benchmarks/machine.py
+    add_memory_option,
+    keep_memory_if_asked,
+    machine_info,
+    machine_line,
+    write_results,
+)
 
 import sbikit
 import simulators
@@ -278,7 +285,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-sbi", action="store_true", help="sbikit only")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="write the results to this file")
+    add_memory_option(parser)
     args = parser.parse_args(argv)
+    keep_memory_if_asked(args)
     torch.set_num_threads(args.threads or torch.get_num_threads())
     info = machine_info(peers=("sbi",))
     print(machine_line(info, peers=("sbi",)))

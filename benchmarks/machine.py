@@ -1,4 +1,5 @@
-r"""The machine and the library versions a benchmark's figures were measured with.
+r"""The machine and the library versions a benchmark's figures were measured with, and the
+process's memory setting.
 
 Every benchmark records :func:`machine_info` with its results and prints
 :func:`machine_line` first, so that a figure is never separated from where it came from.
@@ -6,6 +7,7 @@ Every benchmark records :func:`machine_info` with its results and prints
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 import os
@@ -16,6 +18,7 @@ from typing import Any
 import torch
 
 import sbikit
+from sbikit.utils import keep_freed_memory
 
 
 def cpu_model() -> str:
@@ -82,3 +85,21 @@ def write_results(path: str | Path, machine: dict[str, Any], results: Any, **ext
 
     payload = {"machine": machine, **extra, "results": results}
     Path(path).write_text(json.dumps(payload, indent=1))
+
+
+def add_memory_option(parser: argparse.ArgumentParser) -> None:
+    r"""Adds ``--keep-freed-memory``, which :func:`keep_memory_if_asked` acts on."""
+
+    parser.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="call sbikit.utils.keep_freed_memory() first (the whole process: every library)",
+    )
+
+
+def keep_memory_if_asked(args: argparse.Namespace) -> None:
+    r"""Calls :func:`sbikit.utils.keep_freed_memory` if ``--keep-freed-memory`` was given,
+    and says so when it could not."""
+
+    if args.keep_freed_memory and not keep_freed_memory():
+        print("keep_freed_memory() did nothing here (not glibc, or MALLOC_* set)", flush=True)

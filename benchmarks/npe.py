@@ -40,7 +40,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from machine import machine_info, machine_line, write_results  # benchmarks/machine.py
+from machine import (  # benchmarks/machine.py
+    add_memory_option,
+    keep_memory_if_asked,
+    machine_info,
+    machine_line,
+    write_results,
+)
 
 import sbikit
 import simulators
@@ -283,16 +289,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-sbi", action="store_true", help="sbikit only")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--json", help="write the results to this file")
-    parser.add_argument(
-        "--keep-freed-memory",
-        action="store_true",
-        help="call sbikit.utils.keep_freed_memory() first (the whole process: both libraries)",
-    )
+    add_memory_option(parser)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.keep_freed_memory and not sbikit.utils.keep_freed_memory():
-        print("keep_freed_memory() did nothing here (not glibc, or MALLOC_* set)", flush=True)
+    keep_memory_if_asked(args)
 
     info = machine_info(peers=("sbi",))
     print(machine_line(info, peers=("sbi",)), flush=True)
