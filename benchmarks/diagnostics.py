@@ -37,6 +37,10 @@ untrained posteriors:
     10-D  sbikit 37.6 s (draws 37.1 s, stats 0.41 s); sbi on the same network 123.6 s
           (3.3 times); sbi on its own NSF 88.4 s (2.4 times)
 
+and with ``--keep-freed-memory`` (for the whole process: both libraries), 2-D sbikit 7.4 s,
+sbi 33.9 s (4.6 times) and 105.9 s (14.4 times); 10-D 42.4 s, 141.0 s (3.3 times) and
+108.4 s (2.6 times), on a slower spell of the machine.
+
 sbi's own NSF is a coupling flow: one network pass per transform draws all D parameters,
 where sbikit's autoregressive NSF needs D passes (of about a third of the network each on
 average), which is why it gains on sbikit in 10-D. In 2-D, sbi's rejection of draws outside
