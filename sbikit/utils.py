@@ -176,11 +176,12 @@ def keep_freed_memory() -> bool:
     if {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"} & os.environ.keys():
         return False
     try:
-        libc = ctypes.CDLL(None)
-        libc.gnu_get_libc_version  # only glibc has it  # noqa: B018
-        mallopt = libc.mallopt
-    except (AttributeError, OSError, TypeError):  # another C library, or Windows
+        libc = ctypes.CDLL(None)  # the C library the process runs on
+    except (OSError, TypeError):  # Windows
         return False
+    if not hasattr(libc, "gnu_get_libc_version"):  # another C library than glibc
+        return False
+    mallopt = libc.mallopt
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
         mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
