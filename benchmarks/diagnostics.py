@@ -16,9 +16,9 @@ pair,
                for the D marginals and for -log q (expected coverage) in one call, so that
                it draws once, like sbikit; sbi then loops over the test pairs in Python;
     sbi own    sbi's run_sbc, the same way, on sbi's own NPE posterior of the same size (its
-               NSF with 5 transforms, hidden features 128 and 8 bins, on the same 10^4
-               simulations and epochs), which draws and evaluates its own network: what a
-               user of sbi would run;
+               NSF with 5 transforms, hidden features 128 and 8 bins, built on 10^4
+               simulations and trained for the same epochs), which draws and evaluates its
+               own network: what a user of sbi would run;
 
 and prints sbi / sbikit (above 1: sbikit is faster). In the "sbi" column both evaluate
 the same network on the same number of draws (the HPD ranks need the density of every
