@@ -48,17 +48,24 @@ def unpack_bins(bins: Tensor) -> tuple[Tensor, ...]:
     return x0, width, y0, height, d0, d1, height / width
 
 
-def bin_terms(z: Tensor, bins: Tensor) -> tuple[Tensor, ...]:
-    r"""Returns those of :func:`unpack_bins`, then :math:`\xi`, :math:`\xi'`, :math:`q`,
-    :math:`n` and :math:`m` (see :class:`RationalQuadraticBins`) at clamped inputs ``z``."""
+def xi_terms(xi: Tensor, s: Tensor, d0: Tensor, d1: Tensor) -> tuple[Tensor, ...]:
+    r"""Returns :math:`\xi'`, :math:`q`, :math:`n` and :math:`m` (see
+    :class:`RationalQuadraticBins`) at the positions :math:`\xi` within bins."""
 
-    x0, width, y0, height, d0, d1, s = unpack_bins(bins)
-    xi = (z - x0) / width
     xi_1m = xi * (1 - xi)
     q = s + (d0 + d1 - 2 * s) * xi_1m
     n = s * xi.square() + d0 * xi_1m
     m = d1 * xi.square() + 2 * s * xi_1m + d0 * (1 - xi).square()
-    return x0, width, y0, height, d0, d1, s, xi, xi_1m, q, n, m
+    return xi_1m, q, n, m
+
+
+def bin_terms(z: Tensor, bins: Tensor) -> tuple[Tensor, ...]:
+    r"""Returns those of :func:`unpack_bins`, then :math:`\xi` and those of
+    :func:`xi_terms`, at clamped inputs ``z``."""
+
+    x0, width, y0, height, d0, d1, s = unpack_bins(bins)
+    xi = (z - x0) / width
+    return x0, width, y0, height, d0, d1, s, xi, *xi_terms(xi, s, d0, d1)
 
 
 class RationalQuadraticBins(torch.autograd.Function):
@@ -248,9 +255,8 @@ class MonotonicRQSTransform(Transform):
         c = -s * dy
         discriminant = (b.square() - 4 * a * c).clamp(min=0.0)
         xi = (2 * c / (-b - discriminant.sqrt())).clamp(0.0, 1.0)
-        xi_1m = xi * (1 - xi)
-        m = d1 * xi.square() + 2 * s * xi_1m + d0 * (1 - xi).square()
-        ladj = torch.log(m) + 2 * torch.log(s / (s + curvature * xi_1m))
+        _, q, _, m = xi_terms(xi, s, d0, d1)
+        ladj = torch.log(m) + 2 * torch.log(s / q)
         out = x0 + width * xi
         return torch.where(inside, out, x), torch.where(inside, -ladj, 0.0)
 
