@@ -40,6 +40,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+from flows import interleaved  # benchmarks/flows.py
 from machine import (  # benchmarks/machine.py
     add_memory_option,
     keep_memory_if_asked,
@@ -72,20 +73,6 @@ def timed(f: Callable[[], object]) -> tuple[object, float]:
     start = time.perf_counter()
     result = f()
     return result, time.perf_counter() - start
-
-
-def fastest_alternating(calls: dict[str, Callable[[], object]], runs: int = 5) -> dict[str, float]:
-    r"""Returns the fastest of ``runs`` wall times of each call, after one warm-up call each.
-    The calls take turns, so that a slow spell of the machine (one run of a tenth of a
-    second varies by tens of percent) weighs on every library alike."""
-
-    for call in calls.values():
-        call()
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(runs):
-        for name, call in calls.items():
-            times[name].append(timed(call)[1])
-    return {name: min(seconds) for name, seconds in times.items()}
 
 
 def train_sbikit(task, theta, x, seed, max_epochs=None):
@@ -214,12 +201,12 @@ def measure(
             train = functools.partial(train, task, theta, x, seed, max_epochs)
             trained[library] = timed(train)
         x_o = task.observation(1)
-        singles = fastest_alternating(
-            {
-                library: functools.partial(sample, x_o, 10000)
-                for library, ((sample, _), _) in trained.items()
-            }
-        )
+        # the fastest of 5 runs, the libraries taking turns: one run of a tenth of a second
+        # varies by tens of percent, and a slow spell of the machine then weighs on both
+        calls = {
+            lib: functools.partial(sample, x_o, 10000) for lib, ((sample, _), _) in trained.items()
+        }
+        singles = {lib: min(times) for lib, times in interleaved(calls, 5, 1).items()}
         for library, ((sample, epochs), seconds) in trained.items():
             _, batched = timed(functools.partial(sample, batch, 1000))
             figures = {
