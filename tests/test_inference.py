@@ -62,6 +62,19 @@ def test_bounded_prior_samples_never_leave_the_box():
     assert (theta[..., 2] > 9.9).any() and (theta[..., 2] < 2.1).any()  # the tails are reached
 
 
+def test_density_is_finite_on_the_bounds_and_next_to_them():
+    box = BoxUniform(-torch.ones(2), torch.ones(2))
+    posterior = NPE(2, 2, prior=box, **TINY)
+    posterior.set_standardization(torch.zeros(2), 50 * torch.ones(2), torch.zeros(2), torch.ones(2))
+    q = posterior(torch.randn(2))
+    theta = q.sample((20000,))
+    assert (theta.abs() == 1).any()  # draws piled against a bound round onto it
+    assert bool(torch.isfinite(q.log_prob(theta)).all())
+    one, inside = torch.tensor(1.0), torch.nextafter(torch.tensor(1.0), torch.tensor(0.0))
+    edges = torch.stack([torch.stack([s * t, 0 * t]) for s in (-1, 1) for t in (one, inside)])
+    assert bool(torch.isfinite(q.log_prob(edges)).all())
+
+
 def test_log_prob_outside_the_prior_is_minus_infinity():
     posterior = NPE(3, 2, prior=BOX, **TINY)
     theta = torch.tensor([[0.0, 0.25, 5.0], [1.5, 0.25, 5.0], [0.0, -0.1, 5.0], [0.0, 0.2, 11.0]])

@@ -272,11 +272,15 @@ class SoftBoxTransform(Transform):
         return lower + width * self.share(u)
 
     def _inverse(self, theta: Tensor) -> Tensor:
-        k = self.sharpness
+        # y and 1 - y each from their own bound, exact near it, and kept above the dtype's
+        # smallest normal number: a theta on a bound, where forward's rounding can put a
+        # draw, maps to a finite u
+        k, tiny = self.sharpness, torch.finfo(theta.dtype).tiny
         lower, width = self.bounds(theta)
-        y = ((theta - lower) / width).clamp(0.0, 1.0)
-        ends = torch.log(-torch.expm1(-2 * k * y)) - torch.log(-torch.expm1(-2 * k * (1 - y)))
-        return 2 * y - 1 + ends / k
+        y = ((theta - lower) / width).clamp(tiny, 1.0)
+        rest = ((self.upper.to(theta) - theta) / width).clamp(tiny, 1.0)
+        ends = torch.log(-torch.expm1(-2 * k * y)) - torch.log(-torch.expm1(-2 * k * rest))
+        return y - rest + ends / k
 
     def log_abs_det_jacobian(self, u: Tensor, theta: Tensor) -> Tensor:
         k = self.sharpness
