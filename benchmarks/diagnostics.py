@@ -19,6 +19,9 @@ pair,
                NSF with 5 transforms, hidden features 128 and 8 bins, built on 10^4
                simulations and trained for the same epochs), which draws and evaluates its
                own network: what a user of sbi would run;
+    coupling   sbikit's SBC + expected coverage on an NPE of sbi's NSF architecture: a
+               coupling NSF (``passes=2``: each transform draws half the parameters from
+               the other half, in one network pass), of the same size, against "sbi own";
 
 and prints sbi / sbikit (above 1: sbikit is faster). In the "sbi" column both evaluate
 the same network on the same number of draws (the HPD ranks need the density of every
@@ -29,23 +32,26 @@ in one call, its 2N log_prob calls and N (D + 1) reductions in Python), against 
 vectorised statistics ("stats"), and their ratio. The global random state is seeded once
 per library; the HPD coverage at 90 % of each is printed as a cross-check.
 
-Measured with ``--threads 1`` on a 2-core AMD EPYC machine (load 1 to 1.7), sbi 0.27.0,
+Measured with ``--threads 1`` on a 2-core AMD EPYC machine (load 0.6 to 1), sbi 0.27.0,
 untrained posteriors:
 
-    2-D   sbikit 12.2 s (draws 11.9 s, stats 0.37 s); sbi on the same network 40.2 s
-          (3.3 times as long); sbi on its own NSF 102.6 s (8.4 times)
-    10-D  sbikit 37.6 s (draws 37.1 s, stats 0.41 s); sbi on the same network 123.6 s
-          (3.3 times); sbi on its own NSF 88.4 s (2.4 times)
+    2-D   sbikit 7.3 s (draws 7.1 s, stats 0.19 s); sbi on the same network 26.5 s
+          (3.6 times as long); sbi on its own NSF 102.1 s (14.0 times); sbikit's coupling
+          NSF 7.6 s (sbi's own NSF 13.5 times as long)
+    10-D  sbikit 43.3 s (draws 42.9 s, stats 0.38 s); sbi on the same network 114.1 s
+          (2.6 times); sbi on its own NSF 99.6 s (2.3 times); sbikit's coupling NSF
+          16.4 s (6.1 times)
 
-and with ``--keep-freed-memory`` (for the whole process: both libraries), 2-D sbikit 7.4 s,
-sbi 33.9 s (4.6 times) and 105.9 s (14.4 times); 10-D 42.4 s, 141.0 s (3.3 times) and
-108.4 s (2.6 times), on a slower spell of the machine.
+``--keep-freed-memory`` (for the whole process: both libraries) made no measurable
+difference in a run of the same day.
 
 sbi's own NSF is a coupling flow: one network pass per transform draws all D parameters,
-where sbikit's autoregressive NSF needs D passes (of about a third of the network each on
-average), which is why it gains on sbikit in 10-D. In 2-D, sbi's rejection of draws outside
-the prior's box and its loops make it the slower. Outside the draws, sbikit's statistics
-take 0.4 s where sbi spends 28 s (2-D) and 87 s (10-D).
+where sbikit's default, autoregressive NSF needs D passes (of about a third of the
+network each on average), which is why sbi's NSF gains on it in 10-D. Against sbikit's
+coupling NSF of the same size, the architecture of sbi's, sbi takes 6 times as long in
+10-D and 13 times in 2-D, where its rejection of draws outside the prior's box and its
+loops make it the slower. Outside the draws, sbikit's statistics take 0.2-0.4 s where sbi
+spends 19 s (2-D) and 71 s (10-D).
 
 This is a benchmark, not a test: nothing is asserted.
 
@@ -91,6 +97,8 @@ except ImportError:  # the optional peer: only the sbikit column then
     sbi = None
 
 TASKS = {2: "two_moons", 10: "gaussian_linear"}
+WARM_UP = 10
+r"""The pairs and draws of the untimed first call of each library."""
 QUICK = {"pairs": 200, "draws": 200}
 r"""The smaller sizes of ``measure(quick=True)``: N test pairs and L draws per pair."""
 
@@ -115,18 +123,29 @@ def build(
     dim: int, pairs: int, epochs: int, seed: int
 ) -> tuple[object, NPE, torch.Tensor, torch.Tensor]:
     task = simulators.get(TASKS[dim])
-    torch.manual_seed(seed)
-    posterior = NPE(task.theta_dim, task.x_shape, prior=task.prior)
-    if epochs:
-        theta = task.prior.sample((10_000,))
-        sbikit.fit(posterior, (theta, task.simulate(theta)), epochs=epochs, progress=False)
-    posterior.eval()
+    posterior = sbikit_posterior(task, epochs, seed)
     theta = task.prior.sample((pairs,))
     x = task.simulate(theta, generator=torch.Generator().manual_seed(seed))
     return task, posterior, theta, x
 
 
+def sbikit_posterior(task, epochs: int, seed: int, **flow_options) -> NPE:
+    r"""sbikit's NPE posterior with the default architecture, or with ``flow_options``,
+    trained for ``epochs`` epochs on 10^4 simulations (0: untrained)."""
+
+    torch.manual_seed(seed)
+    posterior = NPE(task.theta_dim, task.x_shape, prior=task.prior, **flow_options)
+    if epochs:
+        theta = task.prior.sample((10_000,))
+        sbikit.fit(posterior, (theta, task.simulate(theta)), epochs=epochs, progress=False)
+    return posterior.eval()
+
+
 def time_sbikit(posterior, theta, x, draws: int, seed: int) -> dict:
+    r"""Times sbikit's draws, SBC and expected coverage, after an untimed call on a few
+    pairs (the one-time costs of a first call are not timed, here or for sbi)."""
+
+    draw(posterior, theta[:WARM_UP], x[:WARM_UP], WARM_UP, seed=seed, progress=False)
     start = time.perf_counter()
     d = draw(posterior, theta, x, draws, seed=seed, progress=False)
     drawn = time.perf_counter()
@@ -176,6 +195,9 @@ def time_sbi(posterior, theta, x, draws: int, seed: int) -> dict:
     marginals = [lambda t, x, i=i: t[:, i] for i in range(theta.shape[1])]
     reduce_fns = [*marginals, lambda t, x: -log_prob(t, x)]
     torch.manual_seed(seed)
+    with torch.no_grad():
+        run_sbc(theta[:WARM_UP], x[:WARM_UP], adapter, WARM_UP, reduce_fns=reduce_fns,
+                show_progress_bar=False)  # fmt: skip
     start = time.perf_counter()
     with torch.no_grad():
         ranks, _ = run_sbc(theta, x, adapter, draws, reduce_fns=reduce_fns,
@@ -226,9 +248,10 @@ def measure(
     Returns:
         One dict per dimension, operation and library: ``area`` ("diagnostics"),
         ``operation``, ``library``, ``seconds``, ``dim``, ``task``, ``key`` (total: SBC and
-        coverage; draws: sbikit's draws and densities; stats: the rest). sbi's ``stats``
-        row is derived: its ``run_sbc`` time minus sbikit's draws. The total rows have
-        ``hpd_coverage_90``, sbikit's ``log_gamma`` too.
+        coverage; draws: sbikit's draws and densities; stats: the rest; own: the total
+        against sbi on its own NSF; coupling: sbikit's coupling NSF against sbi's). sbi's
+        ``stats`` row is derived: its ``run_sbc`` time minus sbikit's draws. The total
+        rows have ``hpd_coverage_90``, sbikit's ``log_gamma`` too.
     """
 
     pairs, draws = sizes(quick, pairs, draws)
@@ -268,14 +291,24 @@ def measure(
             print(f"  {prefix} sbi, own NSF: {summary(own)}", file=sys.stderr, flush=True)
             # the same sbikit figure, against sbi on its own network of the same size
             against_own = {"key": "own", "operation": f"{total}, sbi on its own NSF"}
+            coupled = sbikit_posterior(task, epochs, seed, passes=2)
+            coupling = time_sbikit(coupled, theta, x, draws, seed)
+            print(f"  {prefix} sbikit, coupling NSF: {summary(coupling)}", file=sys.stderr)
+            # sbi's NSF against sbikit's of the same architecture: a coupling flow
+            against_coupling = {"key": "coupling", "operation": f"{total}, coupling NSFs"}
             rows += [
                 common | against_own | {"library": "sbikit", "seconds": ours["total_s"]},
-                common
-                | against_own
-                | {"library": "sbi", "seconds": own["total_s"]}
-                | {"hpd_coverage_90": own["hpd_coverage_90"]},
+                common | against_own | {"library": "sbi"} | time_and_coverage(own),
+                common | against_coupling | {"library": "sbikit"} | time_and_coverage(coupling),
+                common | against_coupling | {"library": "sbi"} | time_and_coverage(own),
             ]
     return rows
+
+
+def time_and_coverage(figures: dict) -> dict:
+    r"""The time and HPD coverage at 90 % of a result row."""
+
+    return {"seconds": figures["total_s"], "hpd_coverage_90": figures["hpd_coverage_90"]}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -305,7 +338,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print(f"\n{'':<6}{'task':<17}{'draws (s)':>10}{'stats (s)':>10}{'sbikit (s)':>11}"
           f"{'sbi (s)':>9}{'sbi/sbikit':>11}{'sbi beyond draws (s)':>22}{'ratio':>7}"
-          f"{'sbi own NSF (s)':>17}{'own/sbikit':>11}")  # fmt: skip
+          f"{'sbi own NSF (s)':>17}{'own/sbikit':>11}{'sbikit coupling (s)':>21}"
+          f"{'own/coupling':>13}")  # fmt: skip
     for dim in args.dims:
         figures = {(r["library"], r["key"]): r for r in rows if r["dim"] == dim}
         ours = {key: figures["sbikit", key]["seconds"] for key in ("draws", "stats", "total")}
@@ -319,6 +353,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             line += f"{beyond / ours['stats']:>7.1f}"
             own = figures["sbi", "own"]["seconds"]
             line += f"{own:>17.1f}{own / ours['total']:>11.2f}"
+            coupling = figures["sbikit", "coupling"]["seconds"]
+            line += f"{coupling:>21.1f}{own / coupling:>13.2f}"
         print(line)
     print(f"load at the end {os.getloadavg()[0]:.2f}")
     if args.json:
