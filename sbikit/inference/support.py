@@ -191,8 +191,8 @@ class SupportTransform(Transform):
         >>> t = SupportTransform(constraints.independent(constraints.interval(0.0, 1.0), 1))
         >>> t.inv(torch.tensor([-2.0, 0.0, 0.5]))
         tensor([2.0963e-05, 5.0000e-01, 7.4887e-01])
-        >>> t(torch.tensor([0.0, 0.5, 0.9]))  # the bound 0 maps to -inf
-        tensor([  -inf, 0.0000, 0.8282])
+        >>> t(torch.tensor([0.0, 0.5, 0.9]))  # the bound 0: as if just inside it
+        tensor([-11.5705,   0.0000,   0.8282])
     """
 
     bijective = True

@@ -193,7 +193,8 @@ class SoftBoxTransform(Transform):
     sigmoid, whose slope varies across the whole interval, it leaves the shape of a
     density in the middle of the interval unchanged, which is what a normalizing flow
     learns best. The sharpness :math:`k` trades the width of the affine middle against
-    the steepness of the ends.
+    the steepness of the ends. Far in the tails :math:`f(u)` rounds onto a bound; the
+    inverse maps a bound to a finite :math:`u`, as if :math:`\theta` were just inside it.
 
     .. math:: f^{-1}(\theta) = 2 y - 1 + \frac{1}{k} \log
         \frac{1 - e^{-2 k y}}{1 - e^{-2 k (1 - y)}}, \quad y = \frac{\theta - a}{b - a}
