@@ -151,5 +151,6 @@ def check_command(args: argparse.Namespace) -> int:
         print("  but is less precise than it could be; more simulations or training may help.")
     elif verdict == "overconfident":
         print("the posterior is overconfident: its credible regions hold the true parameters")
-        print("  less often than they claim. Do not trust it; see the report.")
+        print("  less often than they claim. Do not trust it; see the report, and what to try")
+        print("  in docs/diagnostics.md ('When the verdict is overconfident').")
     return EXIT_CODES[verdict]
