@@ -297,7 +297,7 @@ def measure(
             # sbi's NSF against sbikit's of the same architecture: a coupling flow
             against_coupling = {"key": "coupling", "operation": f"{total}, coupling NSFs"}
             rows += [
-                common | against_own | {"library": "sbikit", "seconds": ours["total_s"]},
+                common | against_own | {"library": "sbikit"} | time_and_coverage(ours),
                 common | against_own | {"library": "sbi"} | time_and_coverage(own),
                 common | against_coupling | {"library": "sbikit"} | time_and_coverage(coupling),
                 common | against_coupling | {"library": "sbi"} | time_and_coverage(own),

@@ -70,8 +70,8 @@ def test_density_is_finite_on_the_bounds_and_next_to_them():
     theta = q.sample((20000,))
     assert (theta.abs() == 1).any()  # draws piled against a bound round onto it
     assert bool(torch.isfinite(q.log_prob(theta)).all())
-    one, inside = torch.tensor(1.0), torch.nextafter(torch.tensor(1.0), torch.tensor(0.0))
-    edges = torch.stack([torch.stack([s * t, 0 * t]) for s in (-1, 1) for t in (one, inside)])
+    inside = torch.nextafter(torch.tensor(1.0), torch.tensor(0.0)).item()  # the float below 1
+    edges = torch.tensor([[-1.0, 0.0], [1.0, 0.0], [-inside, 0.0], [inside, 0.0]])
     assert bool(torch.isfinite(q.log_prob(edges)).all())
 
 
