@@ -38,13 +38,13 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from flows import interleaved, timed  # benchmarks/flows.py
 from machine import machine_info, machine_line  # benchmarks/machine.py
 
 from sbikit.data import SimulationDataset, simulate
@@ -70,12 +70,6 @@ def simulator(theta: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------- timing
 
 
-def timed(fn: Callable[[], Any]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def epoch(batches: Iterable) -> int:
     r"""Consumes an epoch and returns the number of pairs."""
 
@@ -94,20 +88,18 @@ def floor_epoch(theta: np.ndarray, x: np.ndarray, rng: np.random.Generator) -> i
     return total
 
 
-def interleaved(epochs: dict[str, Callable[[], int]], repeats: int, pairs: int) -> dict:
-    r"""Times each epoch ``repeats`` times, alternating which goes first; returns the
-    seconds of each."""
+def checked(epochs: dict[str, Callable[[], int]], pairs: int) -> dict[str, Callable[[], None]]:
+    r"""The epochs, each raising if it does not yield ``pairs`` pairs."""
 
-    times: dict[str, list[float]] = {name: [] for name in epochs}
-    names = list(epochs)
-    for repeat in range(repeats):
-        for name in names if repeat % 2 == 0 else names[::-1]:
-            start = time.perf_counter()
-            seen = epochs[name]()
-            times[name].append(time.perf_counter() - start)
+    def check(name: str, epoch: Callable[[], int]) -> Callable[[], None]:
+        def run() -> None:
+            seen = epoch()
             if seen != pairs:
                 raise RuntimeError(f"{name} yielded {seen} pairs in an epoch, not {pairs}")
-    return times
+
+        return run
+
+    return {name: check(name, epoch) for name, epoch in epochs.items()}
 
 
 # --------------------------------------------------------------------------- measure
@@ -189,9 +181,8 @@ def measure(
         if peer and lampe is not None:
             reference = H5Dataset(path, batch_size=BATCH, shuffle=True)
             epochs["lampe"] = lambda: epoch(reference)
-        for fn in epochs.values():  # warm-up: the page cache, the loaders' first epoch
-            fn()
-        times = interleaved(epochs, repeats, pairs)
+        # one warm-up round: the page cache, the loaders' first epoch
+        times = interleaved(checked(epochs, pairs), repeats, 1)
         if "lampe" in epochs:
             reference.file.close()
 
