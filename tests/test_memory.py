@@ -53,7 +53,7 @@ def faults_per_draw(mode):
 def test_kept_memory_is_reused_without_page_faults():
     # A draw of 10^4 samples touches about 10^4 pages of fresh buffers. Without kept memory,
     # 980 to 2570 of them fault per draw, depending on where the heap happens to lie; with it,
-    # at most 8 have. The bounds sit three times and twelve times away from those.
+    # at most 8. Each bound is more than three times away from what was observed.
     assert faults_per_draw("keep") < 100
     assert faults_per_draw("default") > 300
 
